@@ -1,0 +1,15 @@
+#pragma once
+// The command groups of `dsx`. Each function registers its subcommands on `app`; the one that
+// runs stores its exit status in `*exit_status` (0 success, 1 a negative answer where the command
+// defines one, 2 bad input or usage).
+
+namespace CLI {
+class App;
+}
+
+namespace dsx::cli {
+
+void add_policy_commands(CLI::App& app, int* exit_status);
+void add_demo_command(CLI::App& app, int* exit_status);
+
+}  // namespace dsx::cli

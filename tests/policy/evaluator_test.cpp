@@ -1,0 +1,178 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "policy/describe.h"
+#include "policy/evaluator.h"
+#include "test_util.h"
+
+using namespace dsx::policy;
+using namespace dsx::policy::testing;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool has_reason(const std::vector<std::string>& reasons, const std::string& text) {
+  for (const auto& r : reasons)
+    if (r.find(text) != std::string::npos) return true;
+  return false;
+}
+
+const char* kWindowPolicy = R"({
+  "uid": "urn:policy", "permission": [{"uid": "urn:perm", "target": "urn:data", "action": "use"}],
+  "prohibition": [{"uid": "urn:proh", "target": "urn:data", "action": "read",
+    "constraint": [{"leftOperand": "dateTime", "operator": "lt",
+                    "rightOperand": {"@value": "2024-01-01T17:00:00Z", "@type": "xsd:dateTime"}}]}]})";
+
+}  // namespace
+
+TEST_CASE("the fast path and the explained path always agree", "[evaluator]") {
+  // Every case we have, through both entry points.
+  namespace fs = std::filesystem;
+  int compared = 0;
+  for (const char* dir : {"/tests/cases/policy", "/tests/conformance/odrl-w3c"}) {
+    for (const auto& entry : fs::directory_iterator(fs::path(DSX_SOURCE_DIR) / (dir + 1))) {
+      if (!entry.is_directory() || slurp(entry.path() / "expected.txt") == "error") continue;
+      auto policy = parse_policy_text(slurp(entry.path() / "policy.json"));
+      REQUIRE(policy);
+      auto request = parse_request(nlohmann::json::parse(slurp(entry.path() / "request.json")), policy->prefixes);
+      REQUIRE(request);
+      auto state = parse_state(nlohmann::json::parse(slurp(entry.path() / "state.json")), policy->prefixes, dsx::Instant{});
+      REQUIRE(state);
+      INFO(entry.path());
+      Decision d = decide(*policy, *request, *state);
+      CHECK(permits(*policy, *request, *state) == d.permit);
+      CHECK((d.permit ? "permit" : "deny") == slurp(entry.path() / "expected.txt"));
+      ++compared;
+    }
+  }
+  CHECK(compared > 100);
+}
+
+TEST_CASE("reasons name the constraint and the values compared", "[evaluator]") {
+  Policy p = policy_from(kWindowPolicy);
+  Request r = request_from(p, R"({"party": "urn:alice", "action": "read", "target": "urn:data"})");
+
+  Decision before = decide(p, r, state_at("2024-01-01T16:00:00Z"));
+  CHECK_FALSE(before.permit);
+  CHECK(has_reason(before.reasons, "prohibition urn:proh forbids read on urn:data by urn:alice"));
+  CHECK(has_reason(before.rules.at(1).reasons,
+                   "constraint dateTime lt 2024-01-01T17:00:00Z satisfied at 2024-01-01T16:00:00Z"));
+
+  Decision after = decide(p, r, state_at("2024-02-12T11:20:10.999Z"));
+  CHECK(after.permit);
+  CHECK(has_reason(after.reasons, "permission urn:perm allows read"));
+  const RuleOutcome& prohibition = after.rules.at(1);
+  CHECK(prohibition.matched);
+  CHECK_FALSE(prohibition.active);
+  CHECK(prohibition.reasons ==
+        std::vector<std::string>{"constraint dateTime lt 2024-01-01T17:00:00Z not satisfied at 2024-02-12T11:20:10.999Z"});
+  auto json = to_json(after);
+  CHECK(json["decision"] == "permit");
+  CHECK(json["rules"][0]["kind"] == "permission");
+  CHECK(json["rules"][0]["active"] == true);
+  CHECK(json["rules"][0]["reasons"].empty());
+}
+
+TEST_CASE("a missing value takes the restrictive reading", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p",
+    "permission": [{"uid": "urn:perm", "action": "read",
+      "constraint": [{"leftOperand": "purpose", "operator": "isNoneOf", "rightOperand": ["urn:marketing"]}]}],
+    "prohibition": [{"uid": "urn:proh", "action": "read",
+      "constraint": [{"leftOperand": "spatial", "operator": "eq", "rightOperand": "US"}]}]})");
+  Request none = request_from(p, R"({"action": "read", "context": {"purpose": []}})");
+  Decision d = decide(p, none, state_at("2024-01-01T00:00:00Z"));
+  CHECK_FALSE(d.permit);
+  CHECK(has_reason(d.rules.at(0).reasons, "not satisfied: no value for purpose"));
+  CHECK(has_reason(d.rules.at(1).reasons, "taken as satisfied: no value for spatial (restrictive reading)"));
+
+  Request given = request_from(p, R"({"action": "read", "context": {"purpose": "urn:research", "spatial": "de"}})");
+  CHECK(permits(p, given, state_at("2024-01-01T00:00:00Z")));
+}
+
+TEST_CASE("conflict strategies decide between an active permission and prohibition", "[evaluator]") {
+  auto make = [](const char* conflict) {
+    return policy_from(std::string(R"({"uid": "urn:p", "conflict": ")") + conflict + R"(",
+      "permission": [{"uid": "urn:perm", "action": "distribute"}],
+      "prohibition": [{"uid": "urn:proh", "action": "distribute"}]})");
+  };
+  for (const char* conflict : {"perm", "prohibit", "invalid"}) {
+    Policy p = make(conflict);
+    Request r = request_from(p, R"({"action": "distribute"})");
+    Decision d = decide(p, r, state_at("2024-01-01T00:00:00Z"));
+    INFO(conflict);
+    CHECK(d.permit == (std::string(conflict) == "perm"));
+    CHECK(permits(p, r, state_at("2024-01-01T00:00:00Z")) == d.permit);
+    CHECK(d.reasons.size() == 2);  // both rules are named
+  }
+}
+
+TEST_CASE("duties block until fulfilled; a duty without uid can never be fulfilled", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"uid": "urn:perm", "action": "play",
+      "duty": [{"uid": "urn:pay", "action": "compensate"}, {"action": "attribute",
+                "constraint": [{"leftOperand": "recipient", "operator": "eq", "rightOperand": "urn:public"}]}]}]})");
+  Request r = request_from(p, R"({"action": "display", "context": {"recipient": "urn:friend"}})");
+  dsx::policy::State s = state_from(p, R"({"currentTime": "2024-01-01T00:00:00Z", "duties": {"urn:pay": "fulfilled"}})");
+  CHECK(permits(p, r, s));  // display is included in play; the attribution duty is not due
+  Request pub = request_from(p, R"({"action": "display", "context": {"recipient": "urn:public"}})");
+  Decision d = decide(p, pub, s);
+  CHECK_FALSE(d.permit);
+  CHECK(has_reason(d.rules.at(0).reasons, "duty permission[0].duty[1] is due and unset"));
+  CHECK(has_reason(d.rules.at(0).duties.at(1).reasons, "it has no uid"));
+}
+
+TEST_CASE("participant attributes are ordinary left operands", "[evaluator]") {
+  Policy p = policy_from(R"({"@context": ["http://www.w3.org/ns/odrl.jsonld"], "uid": "urn:p",
+    "permission": [{"action": "read", "constraint": [
+      {"leftOperand": "dsx:role", "operator": "isAnyOf", "rightOperand": ["consumer", "auditor"]},
+      {"leftOperand": "dsx:memberOf", "operator": "isAllOf", "rightOperand": [{"@id": "urn:alliance"}]},
+      {"leftOperand": "industry", "operator": "eq", "rightOperand": "automotive"}]}]})");
+  Request r("urn:alice", "http://www.w3.org/ns/odrl/2/read", "urn:data");
+  r.context().set(std::string(kDsxNs) + "role", {{Value::string("consumer")}, true});
+  r.context().set(std::string(kDsxNs) + "memberOf", {{Value::iri("urn:alliance"), Value::iri("urn:other")}, true});
+  r.context().set(std::string(kOdrlNs) + "industry", {{Value::string("automotive")}, false});
+  CHECK(permits(p, r, state_at("2024-01-01T00:00:00Z")));
+  r.context().set(std::string(kDsxNs) + "memberOf", {{Value::iri("urn:other")}, true});
+  CHECK_FALSE(permits(p, r, state_at("2024-01-01T00:00:00Z")));
+}
+
+TEST_CASE("one compiled policy serves many threads", "[evaluator]") {
+  auto parsed = parse_policy_text(kWindowPolicy);
+  REQUIRE(parsed);
+  PolicyPtr shared = std::make_shared<const Policy>(std::move(*parsed));
+  Request r = request_from(*shared, R"({"party": "urn:alice", "action": "read", "target": "urn:data"})");
+  const dsx::policy::State early = state_at("2024-01-01T16:00:00Z");
+  const dsx::policy::State late = state_at("2024-01-02T00:00:00Z");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        bool use_late = (i + t) % 2 == 0;
+        bool permit = (i % 3 == 0) ? decide(*shared, r, use_late ? late : early).permit
+                                   : permits(*shared, r, use_late ? late : early);
+        if (permit != use_late) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("explain prints the verdict and every rule", "[evaluator]") {
+  Policy p = policy_from(kWindowPolicy);
+  Request r = request_from(p, R"({"party": "urn:alice", "action": "read", "target": "urn:data"})");
+  std::string text = explain(decide(p, r, state_at("2023-06-01T00:00:00Z")));
+  CHECK(text.rfind("DENY  (policy urn:policy)", 0) == 0);
+  CHECK(text.find("prohibition urn:proh: ACTIVE: forbids the request") != std::string::npos);
+  CHECK(text.find("permission urn:perm: active and exercisable") != std::string::npos);
+}
