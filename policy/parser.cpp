@@ -37,11 +37,40 @@ std::string quote_text(std::string_view s) {
   return out;
 }
 
-// A short rendering of a JSON value for messages.
+// A short rendering of a JSON value for messages. Containers are only summarised: dumping them
+// would recurse as deep as the input nests.
 std::string excerpt(const json& v) {
+  if (v.is_object()) return v.empty() ? "{}" : "an object";
+  if (v.is_array()) return v.empty() ? "[]" : "an array";
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
+}
+
+// Deeper JSON than this is refused before it is parsed: nlohmann::json's serializer and our own
+// readers recurse, and hostile input must not exhaust the stack. Real policies nest < 20 levels.
+constexpr size_t kMaxJsonDepth = 100;
+
+// The byte offset where `text` nests deeper than kMaxJsonDepth, if it does. Brackets inside
+// strings do not count.
+std::optional<size_t> too_deep(std::string_view text) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
 }
 
 std::string odrl(std::string_view local) { return std::string(kOdrlNs) + std::string(local); }
@@ -783,6 +812,9 @@ std::string_view conflict_name(ConflictStrategy c) {
 }
 
 Result<nlohmann::json> parse_json_text(std::string_view text) {
+  if (auto at = too_deep(text))
+    return Status::invalid_argument("invalid JSON at byte " + std::to_string(*at) + ": nested deeper than " +
+                                    std::to_string(kMaxJsonDepth) + " levels");
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {

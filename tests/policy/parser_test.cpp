@@ -95,7 +95,7 @@ TEST_CASE("invalid JSON is reported with its byte offset", "[parser]") {
 
 TEST_CASE("deep nesting is refused, not followed", "[parser]") {
   std::string c = R"({"leftOperand": "count", "operator": "lt", "rightOperand": 1})";
-  for (int i = 0; i < 100; ++i) c = R"({"and": [)" + c + "]}";
+  for (int i = 0; i < 40; ++i) c = R"({"and": [)" + c + "]}";  // within the JSON depth limit
   std::string message = policy_error(with_constraint(c));
   CHECK(message.find("nested too deeply") != std::string::npos);
 }
@@ -196,4 +196,15 @@ TEST_CASE("describe shows what the engine understood", "[parser]") {
   CHECK(text.find("policy http://example.org/p (Offer, conflict invalid by default)") != std::string::npos);
   CHECK(text.find("constraint purpose isAnyOf [http://example.org/research]") != std::string::npos);
   CHECK(text.find("duty http://example.org/pay") != std::string::npos);
+}
+
+TEST_CASE("JSON nested deeper than any policy is refused before it is parsed", "[parser]") {
+  std::string deep(5000, '[');
+  deep += std::string(5000, ']');
+  auto p = parse_policy_text(deep);
+  REQUIRE_FALSE(p);
+  CHECK(p.status().message() == "invalid JSON at byte 100: nested deeper than 100 levels");
+  // Brackets inside strings do not count.
+  auto q = parse_policy_text(R"({"uid": ")" + std::string(500, '[') + R"(", "permission": {"action": "read"}})");
+  CHECK(q);
 }
