@@ -186,8 +186,14 @@ std::string to_string(const AtomicConstraint& c) {
   return s;
 }
 
+std::string to_string(const LogicalConstraint& c) {
+  return std::string(logical_name(c.kind)) + " of " + std::to_string(c.operands.size()) +
+         (c.operands.size() == 1 ? " constraint" : " constraints");
+}
+
 std::string to_string(const Constraint& c) {
   if (const auto* a = std::get_if<AtomicConstraint>(&c.node)) return to_string(*a);
+  // In full where the whole constraint is shown once (describe); see the header.
   const auto& l = std::get<LogicalConstraint>(c.node);
   std::string s = std::string(logical_name(l.kind)) + "(";
   for (size_t i = 0; i < l.operands.size(); ++i) s += (i ? ", " : "") + to_string(l.operands[i]);

@@ -16,6 +16,9 @@ namespace dsx::policy {
 // shortened to their local names, other IRIs in full.
 std::string to_string(const Constraint& c);
 std::string to_string(const AtomicConstraint& c);
+// A logical constraint names its kind and size only ("or of 300 constraints"): its operands
+// are listed separately, so that messages grow linearly with the policy.
+std::string to_string(const LogicalConstraint& c);
 
 // The policy as the engine understood it: full IRIs, typed values, inherited properties
 // applied to each rule.

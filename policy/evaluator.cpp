@@ -1,6 +1,7 @@
 #include "policy/evaluator.h"
 
 #include <optional>
+#include <span>
 
 #include "policy/describe.h"
 
@@ -15,7 +16,7 @@ Missing missing_for(RuleKind kind) {
   return kind == RuleKind::kPermission ? Missing::kFails : Missing::kHolds;
 }
 
-std::string list_text(const std::vector<Value>& values, bool as_list) {
+std::string list_text(std::span<const Value> values, bool as_list) {
   if (!as_list && values.size() == 1) return values.front().text();
   std::string out = "[";
   for (size_t i = 0; i < values.size(); ++i) {
@@ -24,6 +25,12 @@ std::string list_text(const std::vector<Value>& values, bool as_list) {
   }
   return out + "]";
 }
+
+// The value(s) a left operand has in this evaluation; empty when it has none.
+struct LeftValues {
+  std::span<const Value> values;
+  bool is_list = false;
+};
 
 // One evaluation of one request. kExplain decides whether reasons are written; the decisions
 // are the same either way. Reasons go to the vector passed in, which is null when !kExplain.
@@ -36,17 +43,16 @@ class Evaluation {
 
   // ---- values ---------------------------------------------------------------------------------
 
-  const OperandValue* left_value(const std::string& left_operand) {
+  LeftValues left_value(const std::string& left_operand) {
     if (left_operand == kDateTimeIri) {
-      if (!now_) {
-        now_.emplace();
-        now_->values.push_back(
-            Value::time(state_.now, kExplain ? format_rfc3339(state_.now) : std::string()));
-      }
-      return &*now_;
+      // Built once per evaluation, without heap allocation on the fast path (no text).
+      if (!now_) now_ = Value::time(state_.now, kExplain ? format_rfc3339(state_.now) : std::string());
+      return {std::span<const Value>(&*now_, 1), false};
     }
-    if (const OperandValue* v = state_.values.find(left_operand)) return v;
-    return request_.context().find(left_operand);
+    const OperandValue* v = state_.values.find(left_operand);
+    if (!v) v = request_.context().find(left_operand);
+    if (!v) return {};
+    return {v->values, v->is_list};
   }
 
   // `member` is `collection`, or belongs to it through the state's partOf facts (transitively).
@@ -92,6 +98,12 @@ class Evaluation {
     bool ok = true;
     for (const Constraint& c : cs) {
       if constexpr (kExplain) {
+        // Decide without words first; build the reasons only where they are kept.
+        const bool quick = Evaluation<false>(request_, state_).holds(c, missing, nullptr);
+        if (!(quick ? successes : failures)) {
+          ok = ok && quick;
+          continue;
+        }
         Reasons r;
         bool h = holds(c, missing, &r);
         Reasons* into = h ? successes : failures;
@@ -126,18 +138,22 @@ class Evaluation {
       case K::kXone: result = satisfied == 1; break;
     }
     if constexpr (kExplain) {
-      std::string head = "constraint " + to_string(Constraint{c}) + (result ? " satisfied: " : " not satisfied: ") +
-                         std::to_string(satisfied) + " of its " + std::to_string(n) + " constraints hold";
+      std::string head = to_string(c) + (result ? " satisfied: " : " not satisfied: ") +
+                         std::to_string(satisfied) + " hold";
       if (c.kind == K::kXone) head += " (exactly one must)";
       reasons->push_back(std::move(head));
-      for (auto& r : inner) reasons->push_back("  " + r);
+      // The operands' own reasons, indented; a long list is cut so that a reply stays readable.
+      constexpr size_t kMaxListed = 24;
+      for (size_t i = 0; i < inner.size() && i < kMaxListed; ++i) reasons->push_back("  " + inner[i]);
+      if (inner.size() > kMaxListed)
+        reasons->push_back("  ... and " + std::to_string(inner.size() - kMaxListed) + " more");
     }
     return result;
   }
 
   bool atomic(const AtomicConstraint& c, Missing missing, Reasons* reasons) {
-    const OperandValue* left = left_value(c.left_operand);
-    if (!left || left->values.empty()) {
+    const LeftValues left = left_value(c.left_operand);
+    if (left.values.empty()) {
       bool h = missing == Missing::kHolds;
       if constexpr (kExplain) {
         reasons->push_back("constraint " + to_string(c) +
@@ -148,20 +164,20 @@ class Evaluation {
       return h;
     }
     std::optional<std::string> problem;  // why the values could not be compared
-    bool h = compare_values(c, *left, problem);
+    bool h = compare_values(c, left, problem);
     if constexpr (kExplain) {
       bool time = c.left_operand == kDateTimeIri;
       std::string r = "constraint " + to_string(c) + (h ? " satisfied " : " not satisfied ") +
-                      (time ? "at " : "by ") + list_text(left->values, left->is_list);
+                      (time ? "at " : "by ") + list_text(left.values, left.is_list);
       if (problem) r += ": " + *problem;
       reasons->push_back(std::move(r));
     }
     return h;
   }
 
-  bool compare_values(const AtomicConstraint& c, const OperandValue& left,
+  bool compare_values(const AtomicConstraint& c, const LeftValues& left,
                       std::optional<std::string>& problem) {
-    const std::vector<Value>& lv = left.values;
+    const std::span<const Value> lv = left.values;
     const std::vector<Value>& rv = c.right;
     switch (c.op) {
       case Operator::kEq: case Operator::kNeq: case Operator::kLt:
@@ -463,7 +479,7 @@ class Evaluation {
 
   const Request& request_;
   const State& state_;
-  std::optional<OperandValue> now_;
+  std::optional<Value> now_;
 };
 
 }  // namespace

@@ -122,14 +122,19 @@ class Reader {
   }
 
   // The member spelled `local`, `odrl:local` or with the full ODRL IRI; `path_out` gets the path
-  // of the spelling found.
+  // of the spelling found. Looked up by string_view in a stack buffer: no allocation per lookup.
   const json* member(const json& obj, std::string_view local, const std::string& path,
                      std::string& path_out) const {
-    std::string key(local);
-    for (std::string candidate : {key, "odrl:" + key, odrl(local)}) {
-      auto it = obj.find(candidate);
+    if (!obj.is_object()) return nullptr;
+    char buf[128];
+    for (std::string_view prefix : {std::string_view(), std::string_view("odrl:"), kOdrlNs}) {
+      if (prefix.size() + local.size() > sizeof buf) continue;
+      std::copy(prefix.begin(), prefix.end(), buf);
+      std::copy(local.begin(), local.end(), buf + prefix.size());
+      std::string_view key(buf, prefix.size() + local.size());
+      auto it = obj.find(key);
       if (it != obj.end()) {
-        path_out = child(path, candidate);
+        path_out = child(path, key);
         return &*it;
       }
     }
