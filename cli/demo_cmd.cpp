@@ -1,12 +1,11 @@
 // dsx demo: for now, the policy engine at work on the bundled example policies
 // (examples/policies): each scenario's policy, then each participant's request and the decision
 // with its reasons. Later issues grow this into a whole exchange on loopback.
+#include <CLI/CLI.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/files.h"
@@ -20,7 +19,8 @@ namespace {
 std::string indent(const std::string& text, const std::string& by) {
   std::istringstream in(text);
   std::string line, out;
-  while (std::getline(in, line)) out += line.empty() ? "\n" : by + line + "\n";
+  while (std::getline(in, line))
+    out += line.empty() ? "\n" : by + line + "\n";
   return out;
 }
 
@@ -61,7 +61,8 @@ Result<int> run_scenario(const std::string& dir, int number) {
     if (!state) return Status::invalid_argument(state_path + ": " + state.status().message());
 
     policy::Decision decision = policy::decide(*policy, *request, *state);
-    std::cout << "  --- " << step.value("who", "?") << "  (at " << format_rfc3339(state->now) << ")\n";
+    std::cout << "  --- " << step.value("who", "?") << "  (at " << format_rfc3339(state->now)
+              << ")\n";
     std::cout << indent(policy::explain(decision), "      ");
     const std::string expected = step.value("expect", "");
     if (!expected.empty() && expected != (decision.permit ? "permit" : "deny")) {
@@ -90,7 +91,8 @@ int run_demo() {
     unexpected += *r;
   }
   if (unexpected) {
-    std::cerr << "dsx demo: " << unexpected << " decision(s) differ from what the scenarios expect\n";
+    std::cerr << "dsx demo: " << unexpected
+              << " decision(s) differ from what the scenarios expect\n";
     return 1;
   }
   std::cout << "\nAll " << number << " scenarios decided as expected.\n";

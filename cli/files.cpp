@@ -10,7 +10,8 @@ namespace dsx::cli {
 
 Result<std::string> read_file(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return Status::invalid_argument(path + ": is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    return Status::invalid_argument(path + ": is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found(path + ": " + std::strerror(errno));
   std::ostringstream out;

@@ -1,8 +1,7 @@
 // dsx: the data space exchange command line. Parses arguments and hands over to the command
 // groups in cli/; no logic lives here.
-#include <iostream>
-
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "cli/commands.h"
 

@@ -1,8 +1,7 @@
 // dsx policy eval | check: the policy engine on files (../shared/spec/policy-eval.md).
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -41,15 +40,20 @@ std::optional<T> report(const std::string& path, Result<T> r) {
   return std::move(*r);
 }
 
+// Reads and compiles a policy file; on failure prints the one-line error and returns nullopt.
+std::optional<policy::Policy> load_policy(const std::string& path) {
+  auto doc = load_json(path);
+  if (!doc) return std::nullopt;
+  return report(path, policy::parse_policy(*doc));
+}
+
 struct EvalOptions {
   std::string policy, request, state;
   bool explain = false;
 };
 
 int run_eval(const EvalOptions& o) {
-  auto policy_doc = load_json(o.policy);
-  if (!policy_doc) return kBadInput;
-  auto policy = report(o.policy, policy::parse_policy(*policy_doc));
+  auto policy = load_policy(o.policy);
   if (!policy) return kBadInput;
   auto request_doc = load_json(o.request);
   if (!request_doc) return kBadInput;
@@ -84,9 +88,7 @@ struct CheckOptions {
 };
 
 int run_check(const CheckOptions& o) {
-  auto doc = load_json(o.policy);
-  if (!doc) return kBadInput;
-  auto policy = report(o.policy, policy::parse_policy(*doc));
+  auto policy = load_policy(o.policy);
   if (!policy) return kBadInput;
   if (o.json) {
     std::cout << policy::to_json(*policy).dump(2) << "\n";
@@ -108,9 +110,11 @@ void add_policy_commands(CLI::App& app, int* exit_status) {
       "Decide a request against a policy and print the decision with its reasons as JSON.\n"
       "Exit status: 0 a decision was made (permit or deny), 2 an input is malformed.");
   e->add_option("--policy", eval->policy, "ODRL 2.2 policy, JSON-LD compact form")
-      ->required()->type_name("FILE");
+      ->required()
+      ->type_name("FILE");
   e->add_option("--request", eval->request, "the request: {party, action, target, context}")
-      ->required()->type_name("FILE");
+      ->required()
+      ->type_name("FILE");
   e->add_option("--state", eval->state,
                 "the state of the world: {currentTime, partOf, types, duties, values};\n"
                 "without it (or without currentTime) the real clock is used")

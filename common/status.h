@@ -19,11 +19,15 @@ class Status {
   static Status invalid_argument(std::string message) {
     return Status(Code::kInvalidArgument, std::move(message));
   }
-  static Status not_found(std::string message) { return Status(Code::kNotFound, std::move(message)); }
+  static Status not_found(std::string message) {
+    return Status(Code::kNotFound, std::move(message));
+  }
   static Status failed_precondition(std::string message) {
     return Status(Code::kFailedPrecondition, std::move(message));
   }
-  static Status internal(std::string message) { return Status(Code::kInternal, std::move(message)); }
+  static Status internal(std::string message) {
+    return Status(Code::kInternal, std::move(message));
+  }
 
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }
@@ -41,7 +45,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).is_ok() && "a Result error needs a non-OK Status");
   }

@@ -37,12 +37,14 @@ class Cursor {
   bool year(int64_t& out) {
     bool negative = eat('-');
     size_t start = i_;
-    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9' && i_ - start < 12) ++i_;
+    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9' && i_ - start < 12)
+      ++i_;
     size_t n = i_ - start;
     if (n < 4 || (n > 4 && s_[start] == '0') || (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9'))
       return false;
     int64_t v = 0;
-    for (size_t k = start; k < i_; ++k) v = v * 10 + (s_[k] - '0');
+    for (size_t k = start; k < i_; ++k)
+      v = v * 10 + (s_[k] - '0');
     out = negative ? -v : v;
     return true;
   }
@@ -59,7 +61,8 @@ class Cursor {
       ++i_;
     }
     if (i_ == start) return false;
-    for (; n < 9; ++n) v *= 10;
+    for (; n < 9; ++n)
+      v *= 10;
     nanos = static_cast<int32_t>(v);
     return true;
   }
@@ -83,7 +86,9 @@ class Cursor {
   size_t i_ = 0;
 };
 
-bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool is_leap(int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 }  // namespace
 

@@ -3,9 +3,8 @@
 // it is also evaluated against a fixed request, and the fast and explained decisions must agree.
 #include <cstdint>
 #include <cstdlib>
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "policy/describe.h"
 #include "policy/evaluator.h"

@@ -9,22 +9,32 @@ using json = nlohmann::json;
 
 std::string_view logical_name(LogicalConstraint::Kind k) {
   switch (k) {
-    case LogicalConstraint::Kind::kAnd: return "and";
-    case LogicalConstraint::Kind::kOr: return "or";
-    case LogicalConstraint::Kind::kXone: return "xone";
-    case LogicalConstraint::Kind::kAndSequence: return "andSequence";
+    case LogicalConstraint::Kind::kAnd:
+      return "and";
+    case LogicalConstraint::Kind::kOr:
+      return "or";
+    case LogicalConstraint::Kind::kXone:
+      return "xone";
+    case LogicalConstraint::Kind::kAndSequence:
+      return "andSequence";
   }
   return "and";
 }
 
 std::string_view xsd_type(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kNumber: return "xsd:decimal";
-    case Value::Kind::kTime: return v.text().find('T') == std::string::npos ? "xsd:date" : "xsd:dateTime";
-    case Value::Kind::kDuration: return "xsd:duration";
-    case Value::Kind::kBoolean: return "xsd:boolean";
-    case Value::Kind::kString: return "xsd:string";
-    case Value::Kind::kIri: return "@id";
+    case Value::Kind::kNumber:
+      return "xsd:decimal";
+    case Value::Kind::kTime:
+      return v.text().find('T') == std::string::npos ? "xsd:date" : "xsd:dateTime";
+    case Value::Kind::kDuration:
+      return "xsd:duration";
+    case Value::Kind::kBoolean:
+      return "xsd:boolean";
+    case Value::Kind::kString:
+      return "xsd:string";
+    case Value::Kind::kIri:
+      return "@id";
   }
   return "xsd:string";
 }
@@ -42,7 +52,8 @@ json constraint_json(const Constraint& c) {
     j["operator"] = std::string(kOdrlNs) + std::string(operator_name(a->op));
     if (a->right_is_list) {
       json list = json::array();
-      for (const Value& v : a->right) list.push_back(value_json(v));
+      for (const Value& v : a->right)
+        list.push_back(value_json(v));
       j["rightOperand"] = std::move(list);
     } else {
       j["rightOperand"] = value_json(a->right.front());
@@ -52,7 +63,8 @@ json constraint_json(const Constraint& c) {
   }
   const auto& l = std::get<LogicalConstraint>(c.node);
   json operands = json::array();
-  for (const Constraint& o : l.operands) operands.push_back(constraint_json(o));
+  for (const Constraint& o : l.operands)
+    operands.push_back(constraint_json(o));
   json j;
   if (!l.id.empty()) j["uid"] = l.id;
   j[std::string(logical_name(l.kind))] = std::move(operands);
@@ -61,7 +73,8 @@ json constraint_json(const Constraint& c) {
 
 json constraints_json(const std::vector<Constraint>& cs) {
   json out = json::array();
-  for (const Constraint& c : cs) out.push_back(constraint_json(c));
+  for (const Constraint& c : cs)
+    out.push_back(constraint_json(c));
   return out;
 }
 
@@ -108,7 +121,8 @@ json rule_json(const Rule& r) {
 
 void describe_constraints(const std::vector<Constraint>& cs, std::string_view label,
                           const std::string& indent, std::string& out) {
-  for (const Constraint& c : cs) out += indent + std::string(label) + " " + to_string(c) + "\n";
+  for (const Constraint& c : cs)
+    out += indent + std::string(label) + " " + to_string(c) + "\n";
 }
 
 void describe_rule(const Rule& r, const std::string& indent, std::string& out) {
@@ -119,8 +133,10 @@ void describe_rule(const Rule& r, const std::string& indent, std::string& out) {
     for (const Entity& e : es) {
       if (!s.empty()) s += ", ";
       s += e.id.empty() ? "(collection)" : e.id;
-      if (e.collection) s += e.source.empty() ? " (collection)" : " (collection, source " + e.source + ")";
-      for (const Constraint& c : e.refinements) s += " [refinement " + to_string(c) + "]";
+      if (e.collection)
+        s += e.source.empty() ? " (collection)" : " (collection, source " + e.source + ")";
+      for (const Constraint& c : e.refinements)
+        s += " [refinement " + to_string(c) + "]";
     }
     return s;
   };
@@ -134,7 +150,8 @@ void describe_rule(const Rule& r, const std::string& indent, std::string& out) {
   if (r.actions.empty() && (r.kind == RuleKind::kPermission || r.kind == RuleKind::kProhibition))
     out += in + "action (any)\n";
   describe_constraints(r.constraints, "constraint", in, out);
-  for (const Rule& d : r.duties) describe_rule(d, in, out);
+  for (const Rule& d : r.duties)
+    describe_rule(d, in, out);
 }
 
 json outcome_json(const RuleOutcome& o) {
@@ -147,7 +164,8 @@ json outcome_json(const RuleOutcome& o) {
   j["reasons"] = o.reasons;
   if (!o.duties.empty()) {
     json duties = json::array();
-    for (const RuleOutcome& d : o.duties) duties.push_back(outcome_json(d));
+    for (const RuleOutcome& d : o.duties)
+      duties.push_back(outcome_json(d));
     j["duties"] = std::move(duties);
   }
   return j;
@@ -157,27 +175,36 @@ void explain_outcome(const RuleOutcome& o, const std::string& indent, std::strin
   std::string status;
   switch (o.kind) {
     case RuleKind::kPermission:
-      status = !o.matched ? "does not apply" : !o.active ? "applies, but is not active"
-                         : o.exercisable ? "active and exercisable" : "active, but a duty is not fulfilled";
+      status = !o.matched      ? "does not apply"
+               : !o.active     ? "applies, but is not active"
+               : o.exercisable ? "active and exercisable"
+                               : "active, but a duty is not fulfilled";
       break;
     case RuleKind::kProhibition:
-      status = !o.matched ? "does not apply" : o.active ? "ACTIVE: forbids the request" : "applies, but is not active";
+      status = !o.matched ? "does not apply"
+               : o.active ? "ACTIVE: forbids the request"
+                          : "applies, but is not active";
       break;
     default:
-      status = std::string(o.active ? "due" : "not due") + ", " + std::string(duty_state_name(o.state));
+      status =
+          std::string(o.active ? "due" : "not due") + ", " + std::string(duty_state_name(o.state));
   }
   out += indent + std::string(rule_kind_name(o.kind)) + " " + o.rule + ": " + status + "\n";
-  for (const std::string& r : o.reasons) out += indent + "  - " + r + "\n";
-  for (const RuleOutcome& d : o.duties) explain_outcome(d, indent + "  ", out);
+  for (const std::string& r : o.reasons)
+    out += indent + "  - " + r + "\n";
+  for (const RuleOutcome& d : o.duties)
+    explain_outcome(d, indent + "  ", out);
 }
 
 }  // namespace
 
 std::string to_string(const AtomicConstraint& c) {
-  std::string s = std::string(display_term(c.left_operand)) + " " + std::string(operator_name(c.op)) + " ";
+  std::string s =
+      std::string(display_term(c.left_operand)) + " " + std::string(operator_name(c.op)) + " ";
   if (c.right_is_list || c.right.size() != 1) {
     s += "[";
-    for (size_t i = 0; i < c.right.size(); ++i) s += (i ? ", " : "") + c.right[i].text();
+    for (size_t i = 0; i < c.right.size(); ++i)
+      s += (i ? ", " : "") + c.right[i].text();
     s += "]";
   } else {
     s += c.right.front().text();
@@ -196,7 +223,8 @@ std::string to_string(const Constraint& c) {
   // In full where the whole constraint is shown once (describe); see the header.
   const auto& l = std::get<LogicalConstraint>(c.node);
   std::string s = std::string(logical_name(l.kind)) + "(";
-  for (size_t i = 0; i < l.operands.size(); ++i) s += (i ? ", " : "") + to_string(l.operands[i]);
+  for (size_t i = 0; i < l.operands.size(); ++i)
+    s += (i ? ", " : "") + to_string(l.operands[i]);
   return s + ")";
 }
 
@@ -207,7 +235,8 @@ nlohmann::json to_json(const Policy& p) {
   j["conflict"] = conflict_name(p.conflict);
   auto rules = [](const std::vector<Rule>& rs) {
     json out = json::array();
-    for (const Rule& r : rs) out.push_back(rule_json(r));
+    for (const Rule& r : rs)
+      out.push_back(rule_json(r));
     return out;
   };
   if (!p.permissions.empty()) j["permission"] = rules(p.permissions);
@@ -219,16 +248,21 @@ nlohmann::json to_json(const Policy& p) {
 std::string describe(const Policy& p) {
   std::string out = "policy " + (p.uid.empty() ? std::string("(no uid)") : p.uid) + " (" +
                     std::string(display_term(p.type)) + ", conflict " +
-                    std::string(conflict_name(p.conflict)) + (p.conflict_given ? "" : " by default") + ")\n";
-  for (const Rule& r : p.permissions) describe_rule(r, "", out);
-  for (const Rule& r : p.prohibitions) describe_rule(r, "", out);
-  for (const Rule& r : p.obligations) describe_rule(r, "", out);
+                    std::string(conflict_name(p.conflict)) +
+                    (p.conflict_given ? "" : " by default") + ")\n";
+  for (const Rule& r : p.permissions)
+    describe_rule(r, "", out);
+  for (const Rule& r : p.prohibitions)
+    describe_rule(r, "", out);
+  for (const Rule& r : p.obligations)
+    describe_rule(r, "", out);
   return out;
 }
 
 nlohmann::json to_json(const Decision& d) {
   json rules = json::array();
-  for (const RuleOutcome& o : d.rules) rules.push_back(outcome_json(o));
+  for (const RuleOutcome& o : d.rules)
+    rules.push_back(outcome_json(o));
   return json{{"decision", d.permit ? "permit" : "deny"},
               {"policy", d.policy.empty() ? json(nullptr) : json(d.policy)},
               {"reasons", d.reasons},
@@ -238,9 +272,11 @@ nlohmann::json to_json(const Decision& d) {
 std::string explain(const Decision& d) {
   std::string out = std::string(d.permit ? "PERMIT" : "DENY") + "  (policy " +
                     (d.policy.empty() ? std::string("without uid") : d.policy) + ")\n";
-  for (const std::string& r : d.reasons) out += "  " + r + "\n";
+  for (const std::string& r : d.reasons)
+    out += "  " + r + "\n";
   out += "\n";
-  for (const RuleOutcome& o : d.rules) explain_outcome(o, "", out);
+  for (const RuleOutcome& o : d.rules)
+    explain_outcome(o, "", out);
   return out;
 }
 

@@ -3,9 +3,8 @@
 // `dsx policy check` prints, the decision JSON of `dsx policy eval`, and the readable
 // explanation of `--explain`. Pure functions; thread-safe.
 
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 #include "policy/evaluator.h"
 #include "policy/policy.h"

@@ -46,7 +46,8 @@ class Evaluation {
   LeftValues left_value(const std::string& left_operand) {
     if (left_operand == kDateTimeIri) {
       // Built once per evaluation, without heap allocation on the fast path (no text).
-      if (!now_) now_ = Value::time(state_.now, kExplain ? format_rfc3339(state_.now) : std::string());
+      if (!now_)
+        now_ = Value::time(state_.now, kExplain ? format_rfc3339(state_.now) : std::string());
       return {std::span<const Value>(&*now_, 1), false};
     }
     const OperandValue* v = state_.values.find(left_operand);
@@ -69,7 +70,8 @@ class Evaluation {
       for (const std::string& c : it->second) {
         if (c == collection) return true;
         bool visited = false;
-        for (const std::string* s : seen) visited = visited || *s == c;
+        for (const std::string* s : seen)
+          visited = visited || *s == c;
         if (!visited) todo.push_back(&c);
       }
     }
@@ -133,9 +135,15 @@ class Evaluation {
     const size_t n = c.operands.size();
     switch (c.kind) {
       case K::kAnd:
-      case K::kAndSequence: result = satisfied == n; break;
-      case K::kOr: result = satisfied > 0; break;
-      case K::kXone: result = satisfied == 1; break;
+      case K::kAndSequence:
+        result = satisfied == n;
+        break;
+      case K::kOr:
+        result = satisfied > 0;
+        break;
+      case K::kXone:
+        result = satisfied == 1;
+        break;
     }
     if constexpr (kExplain) {
       std::string head = to_string(c) + (result ? " satisfied: " : " not satisfied: ") +
@@ -144,7 +152,8 @@ class Evaluation {
       reasons->push_back(std::move(head));
       // The operands' own reasons, indented; a long list is cut so that a reply stays readable.
       constexpr size_t kMaxListed = 24;
-      for (size_t i = 0; i < inner.size() && i < kMaxListed; ++i) reasons->push_back("  " + inner[i]);
+      for (size_t i = 0; i < inner.size() && i < kMaxListed; ++i)
+        reasons->push_back("  " + inner[i]);
       if (inner.size() > kMaxListed)
         reasons->push_back("  ... and " + std::to_string(inner.size() - kMaxListed) + " more");
     }
@@ -156,10 +165,10 @@ class Evaluation {
     if (left.values.empty()) {
       bool h = missing == Missing::kHolds;
       if constexpr (kExplain) {
-        reasons->push_back("constraint " + to_string(c) +
-                           (h ? " taken as satisfied: no value for " : " not satisfied: no value for ") +
-                           std::string(display_term(c.left_operand)) +
-                           (h ? " (restrictive reading)" : ""));
+        reasons->push_back(
+            "constraint " + to_string(c) +
+            (h ? " taken as satisfied: no value for " : " not satisfied: no value for ") +
+            std::string(display_term(c.left_operand)) + (h ? " (restrictive reading)" : ""));
       }
       return h;
     }
@@ -180,17 +189,22 @@ class Evaluation {
     const std::span<const Value> lv = left.values;
     const std::vector<Value>& rv = c.right;
     switch (c.op) {
-      case Operator::kEq: case Operator::kNeq: case Operator::kLt:
-      case Operator::kLteq: case Operator::kGt: case Operator::kGteq: {
+      case Operator::kEq:
+      case Operator::kNeq:
+      case Operator::kLt:
+      case Operator::kLteq:
+      case Operator::kGt:
+      case Operator::kGteq: {
         if (left.is_list) {
-          if constexpr (kExplain) problem = std::string(operator_name(c.op)) + " compares one value, not a list";
+          if constexpr (kExplain)
+            problem = std::string(operator_name(c.op)) + " compares one value, not a list";
           return false;
         }
         auto order = compare(lv.front(), rv.front());
         if (!order) {
           if constexpr (kExplain)
-            problem = "a " + std::string(kind_name(lv.front().kind())) + " cannot be compared with a " +
-                      std::string(kind_name(rv.front().kind()));
+            problem = "a " + std::string(kind_name(lv.front().kind())) +
+                      " cannot be compared with a " + std::string(kind_name(rv.front().kind()));
           return false;
         }
         if (is_ordering(c.op) && *order == std::partial_ordering::unordered) {
@@ -198,12 +212,20 @@ class Evaluation {
           return false;
         }
         switch (c.op) {
-          case Operator::kEq: return *order == std::partial_ordering::equivalent;
-          case Operator::kNeq: return *order != std::partial_ordering::equivalent;
-          case Operator::kLt: return *order == std::partial_ordering::less;
-          case Operator::kLteq: return *order == std::partial_ordering::less || *order == std::partial_ordering::equivalent;
-          case Operator::kGt: return *order == std::partial_ordering::greater;
-          default: return *order == std::partial_ordering::greater || *order == std::partial_ordering::equivalent;
+          case Operator::kEq:
+            return *order == std::partial_ordering::equivalent;
+          case Operator::kNeq:
+            return *order != std::partial_ordering::equivalent;
+          case Operator::kLt:
+            return *order == std::partial_ordering::less;
+          case Operator::kLteq:
+            return *order == std::partial_ordering::less ||
+                   *order == std::partial_ordering::equivalent;
+          case Operator::kGt:
+            return *order == std::partial_ordering::greater;
+          default:
+            return *order == std::partial_ordering::greater ||
+                   *order == std::partial_ordering::equivalent;
         }
       }
       case Operator::kIsAnyOf:
@@ -219,14 +241,16 @@ class Evaluation {
       case Operator::kIsAllOf:
         for (const Value& r : rv) {
           bool found = false;
-          for (const Value& l : lv) found = found || same_value(l, r);
+          for (const Value& l : lv)
+            found = found || same_value(l, r);
           if (!found) return false;
         }
         return true;
       case Operator::kIsPartOf:  // every left value is part of one of the right values
         for (const Value& l : lv) {
           bool found = false;
-          for (const Value& r : rv) found = found || part_of(l.text(), r.text());
+          for (const Value& r : rv)
+            found = found || part_of(l.text(), r.text());
           if (!found) return false;
         }
         return true;
@@ -238,7 +262,8 @@ class Evaluation {
       case Operator::kIsA:  // every left value is an instance of one of the right values
         for (const Value& l : lv) {
           bool found = false;
-          for (const Value& r : rv) found = found || is_a(l.text(), r.text());
+          for (const Value& r : rv)
+            found = found || is_a(l.text(), r.text());
           if (!found) return false;
         }
         return true;
@@ -250,7 +275,8 @@ class Evaluation {
 
   bool entity_matches(const Entity& e, const std::string& who, Missing missing, Reasons* reasons) {
     if (who.empty()) return false;
-    bool member = (!e.id.empty() && part_of(who, e.id)) || (!e.source.empty() && part_of(who, e.source));
+    bool member =
+        (!e.id.empty() && part_of(who, e.id)) || (!e.source.empty() && part_of(who, e.source));
     if (!member) return false;
     if (e.refinements.empty()) return true;
     return all_hold(e.refinements, missing, reasons, nullptr);
@@ -265,10 +291,12 @@ class Evaluation {
       if (entity_matches(e, who, missing, kExplain ? &inner : nullptr)) return true;
     if constexpr (kExplain) {
       std::string names;
-      for (const Entity& e : entities) names += (names.empty() ? "" : ", ") + (e.id.empty() ? e.source : e.id);
+      for (const Entity& e : entities)
+        names += (names.empty() ? "" : ", ") + (e.id.empty() ? e.source : e.id);
       reasons->push_back(std::string(role) + " " + names + " does not match " +
                          (who.empty() ? std::string("(none given)") : who));
-      for (auto& r : inner) reasons->push_back("  " + r);
+      for (auto& r : inner)
+        reasons->push_back("  " + r);
     }
     return false;
   }
@@ -288,7 +316,8 @@ class Evaluation {
     Reasons* reasons = kExplain ? &out->reasons : nullptr;
     bool matched = any_entity(rule.targets, request_.target(), missing, "target", reasons);
     if (kExplain || matched)
-      matched = any_entity(rule.assignees, request_.party(), missing, "assignee", reasons) && matched;
+      matched =
+          any_entity(rule.assignees, request_.party(), missing, "assignee", reasons) && matched;
     const Action* action = nullptr;
     if (kExplain || matched) {
       bool action_ok = rule.actions.empty();
@@ -304,8 +333,8 @@ class Evaluation {
           std::string names;
           for (const Action& a : rule.actions)
             names += (names.empty() ? "" : ", ") + std::string(display_term(a.iri));
-          reasons->push_back("action " + std::string(display_term(request_.action())) +
-                             " is not " + names + " nor included in it");
+          reasons->push_back("action " + std::string(display_term(request_.action())) + " is not " +
+                             names + " nor included in it");
         }
       }
       matched = matched && action_ok;
@@ -330,7 +359,8 @@ class Evaluation {
   bool duty_due(const Rule& duty, RuleOutcome* out) {
     Reasons* reasons = kExplain ? &out->reasons : nullptr;
     Reasons successes;
-    bool due = all_hold(duty.constraints, Missing::kHolds, reasons, kExplain ? &successes : nullptr);
+    bool due =
+        all_hold(duty.constraints, Missing::kHolds, reasons, kExplain ? &successes : nullptr);
     if constexpr (kExplain) {
       out->matched = true;
       out->active = due;
@@ -352,11 +382,13 @@ class Evaluation {
     if constexpr (kExplain) {
       out->state = s;
       if (due && s != DutyState::kFulfilled)
-        out->reasons.push_back(std::string(rule_kind_name(duty.kind)) + " is due and " +
-                               std::string(duty_state_name(s)) +
-                               (duty.has_uid ? "" : " (it has no uid, so the state cannot report it fulfilled)"));
+        out->reasons.push_back(
+            std::string(rule_kind_name(duty.kind)) + " is due and " +
+            std::string(duty_state_name(s)) +
+            (duty.has_uid ? "" : " (it has no uid, so the state cannot report it fulfilled)"));
       else if (!due)
-        out->reasons.push_back(std::string(rule_kind_name(duty.kind)) + " is not due: its constraints are not satisfied");
+        out->reasons.push_back(std::string(rule_kind_name(duty.kind)) +
+                               " is not due: its constraints are not satisfied");
       explain_nested(duty, s == DutyState::kViolated, out);
     }
     return due && s != DutyState::kFulfilled;
@@ -444,19 +476,22 @@ class Evaluation {
       bool due = duty_due(r, &o);
       o.state = duty_state(r);
       o.reasons.push_back(std::string("obligation is ") + (due ? "due" : "not due") + " and " +
-                          std::string(duty_state_name(o.state)) + "; obligations do not decide requests");
+                          std::string(duty_state_name(o.state)) +
+                          "; obligations do not decide requests");
       explain_nested(r, o.state == DutyState::kViolated, &o);
       d.rules.push_back(std::move(o));
     }
 
-    const std::string what = std::string(display_term(request_.action())) + " on " +
-                             (request_.target().empty() ? std::string("(no target)") : request_.target()) +
-                             " by " + (request_.party().empty() ? std::string("(no party)") : request_.party());
+    const std::string what =
+        std::string(display_term(request_.action())) + " on " +
+        (request_.target().empty() ? std::string("(no target)") : request_.target()) + " by " +
+        (request_.party().empty() ? std::string("(no party)") : request_.party());
     if (prohibited_by && policy.conflict != ConflictStrategy::kPerm) {
       d.permit = false;
       d.reasons.push_back("prohibition " + prohibited_by->id + " forbids " + what);
       if (permitted_by)
-        d.reasons.push_back("permission " + permitted_by->id + " would allow it, but the conflict strategy " +
+        d.reasons.push_back("permission " + permitted_by->id +
+                            " would allow it, but the conflict strategy " +
                             std::string(conflict_name(policy.conflict)) +
                             (policy.conflict == ConflictStrategy::kInvalid
                                  ? " voids a policy whose permission and prohibition both apply"

@@ -2,9 +2,8 @@
 
 #include <charconv>
 #include <initializer_list>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace dsx::policy {
 namespace {
@@ -59,9 +58,12 @@ std::optional<size_t> too_deep(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -73,7 +75,9 @@ std::optional<size_t> too_deep(std::string_view text) {
   return std::nullopt;
 }
 
-std::string odrl(std::string_view local) { return std::string(kOdrlNs) + std::string(local); }
+std::string odrl(std::string_view local) {
+  return std::string(kOdrlNs) + std::string(local);
+}
 
 bool is_xsd(std::string_view iri, std::string_view local) {
   return iri.size() == kXsdNs.size() + local.size() && iri.substr(0, kXsdNs.size()) == kXsdNs &&
@@ -101,7 +105,8 @@ void normalize_spatial(Value& v) {
     return;
   }
   std::string iri(kUrn);
-  for (char c : code) iri += static_cast<char>(c >= 'a' ? c - 'a' + 'A' : c);
+  for (char c : code)
+    iri += static_cast<char>(c >= 'a' ? c - 'a' + 'A' : c);
   v = Value::iri(std::move(iri));
 }
 
@@ -116,8 +121,8 @@ class Reader {
 
   bool fail(const std::string& path, const std::string& message) {
     if (error_.is_ok())
-      error_ = Status::invalid_argument((path.empty() ? std::string("(root)") : path) + ": " +
-                                        message);
+      error_ =
+          Status::invalid_argument((path.empty() ? std::string("(root)") : path) + ": " + message);
     return false;
   }
 
@@ -198,7 +203,8 @@ class Reader {
                                "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte"}) {
       if (is_xsd(type, t)) {
         auto d = Decimal::parse(text);
-        if (!d || text.find_first_of(".eE") != std::string::npos) return bad("xsd:" + std::string(t));
+        if (!d || text.find_first_of(".eE") != std::string::npos)
+          return bad("xsd:" + std::string(t));
         out = Value::number(std::move(*d), text);
         return true;
       }
@@ -210,9 +216,12 @@ class Reader {
       return true;
     }
     if (is_xsd(type, "boolean")) {
-      if (text == "true" || text == "1") out = Value::boolean(true);
-      else if (text == "false" || text == "0") out = Value::boolean(false);
-      else return bad("xsd:boolean");
+      if (text == "true" || text == "1")
+        out = Value::boolean(true);
+      else if (text == "false" || text == "0")
+        out = Value::boolean(false);
+      else
+        return bad("xsd:boolean");
       return true;
     }
     if (is_xsd(type, "anyURI")) {
@@ -233,8 +242,7 @@ class Reader {
   }
 
   static std::string number_text(const json& v) {
-    if (v.is_number_integer() && !v.is_number_unsigned())
-      return std::to_string(v.get<long long>());
+    if (v.is_number_integer() && !v.is_number_unsigned()) return std::to_string(v.get<long long>());
     if (v.is_number_unsigned()) return std::to_string(v.get<unsigned long long>());
     char buf[64];
     auto res = std::to_chars(buf, buf + sizeof buf, v.get<double>());  // shortest round-trip form
@@ -271,7 +279,8 @@ class Reader {
       }
       auto value = v.find("@value");
       if (value == v.end())
-        return fail(path, "expected a value, {\"@value\": ...} or {\"@id\": ...}, got " + excerpt(v));
+        return fail(path,
+                    "expected a value, {\"@value\": ...} or {\"@id\": ...}, got " + excerpt(v));
       std::string type = datatype;
       if (auto t = v.find("@type"); t != v.end()) {
         if (!t->is_string()) return fail(child(path, "@type"), "expected a datatype IRI");
@@ -293,7 +302,8 @@ class Reader {
 
   // ---- constraints ---------------------------------------------------------------------------
 
-  bool constraints(const json& v, const std::string& path, int depth, std::vector<Constraint>& out) {
+  bool constraints(const json& v, const std::string& path, int depth,
+                   std::vector<Constraint>& out) {
     return each(v, path, [&](const json& c, const std::string& p) {
       Constraint parsed;
       if (!constraint(c, p, depth, parsed)) return false;
@@ -320,7 +330,8 @@ class Reader {
     for (const auto& [name, kind] : kLogical) {
       std::string p;
       if (const json* m = member(v, name, path, p)) {
-        if (operands) return fail(p, "a logical constraint has exactly one of and, or, xone, andSequence");
+        if (operands)
+          return fail(p, "a logical constraint has exactly one of and, or, xone, andSequence");
         operands = m;
         operands_path = p;
         logical.kind = kind;
@@ -329,14 +340,18 @@ class Reader {
     std::string lo_path;
     const json* left = member(v, "leftOperand", path, lo_path);
     if (operands) {
-      if (left) return fail(lo_path, "a constraint is either logical (and/or/xone/andSequence) or has a leftOperand, not both");
+      if (left)
+        return fail(lo_path,
+                    "a constraint is either logical (and/or/xone/andSequence) or has a "
+                    "leftOperand, not both");
       const json* list = operands;
       if (list->is_object() && list->contains("@list")) {
         list = &(*list)["@list"];
         operands_path = child(operands_path, "@list");
       }
       if (!list->is_array()) return fail(operands_path, "expected an array of constraints");
-      if (list->empty()) return fail(operands_path, "a logical constraint needs at least one constraint");
+      if (list->empty())
+        return fail(operands_path, "a logical constraint needs at least one constraint");
       logical.id = id;
       for (size_t i = 0; i < list->size(); ++i) {
         Constraint c;
@@ -349,12 +364,16 @@ class Reader {
 
     AtomicConstraint atomic;
     atomic.id = id;
-    if (!left) return fail(child(path, "leftOperand"), "missing (a constraint needs leftOperand, operator and rightOperand)");
+    if (!left)
+      return fail(child(path, "leftOperand"),
+                  "missing (a constraint needs leftOperand, operator and rightOperand)");
     if (!read_id(*left, lo_path, atomic.left_operand, true)) return false;
 
     std::string op_path;
     const json* op = member(v, "operator", path, op_path);
-    if (!op) return fail(child(path, "operator"), "missing (a constraint needs leftOperand, operator and rightOperand)");
+    if (!op)
+      return fail(child(path, "operator"),
+                  "missing (a constraint needs leftOperand, operator and rightOperand)");
     std::string op_iri;
     if (!read_id(*op, op_path, op_iri, true)) return false;
     auto parsed_op = operator_from_iri(op_iri);
@@ -380,7 +399,8 @@ class Reader {
     if (!right) {
       if (member(v, "rightOperandReference", path, p))
         return fail(p, "rightOperandReference is not supported; give the value as rightOperand");
-      return fail(child(path, "rightOperand"), "missing (a constraint needs leftOperand, operator and rightOperand)");
+      return fail(child(path, "rightOperand"),
+                  "missing (a constraint needs leftOperand, operator and rightOperand)");
     }
     if (right->is_array()) {
       atomic.right_is_list = true;
@@ -398,7 +418,8 @@ class Reader {
       atomic.right.push_back(std::move(value));
     }
     if (atomic.left_operand == odrl("spatial"))
-      for (auto& value : atomic.right) normalize_spatial(value);
+      for (auto& value : atomic.right)
+        normalize_spatial(value);
     if (!check_operands(atomic, ro_path)) return false;
     out.node = std::move(atomic);
     return true;
@@ -413,19 +434,22 @@ class Reader {
     for (size_t i = 0; i < c.right.size(); ++i) {
       const Value& v = c.right[i];
       std::string vp = c.right_is_list ? index(path, i) : path;
-      if (is_ordering(c.op) && v.kind() != Value::Kind::kNumber &&
-          v.kind() != Value::Kind::kTime && v.kind() != Value::Kind::kDuration)
+      if (is_ordering(c.op) && v.kind() != Value::Kind::kNumber && v.kind() != Value::Kind::kTime &&
+          v.kind() != Value::Kind::kDuration)
         return fail(vp, std::string(op) + " needs a number, date/time or duration, not the " +
                             std::string(kind_name(v.kind())) + " " + quote_text(v.text()));
       OperandType expected = left_operand_type(c.left_operand);
       auto mismatch = [&](Value::Kind k, std::string_view what) {
         if (v.kind() == k) return true;
         return fail(vp, std::string(display_term(c.left_operand)) + " needs " + std::string(what) +
-                            ", not the " + std::string(kind_name(v.kind())) + " " + quote_text(v.text()));
+                            ", not the " + std::string(kind_name(v.kind())) + " " +
+                            quote_text(v.text()));
       };
-      if (expected == OperandType::kTime && !mismatch(Value::Kind::kTime, "an xsd:dateTime or xsd:date"))
+      if (expected == OperandType::kTime &&
+          !mismatch(Value::Kind::kTime, "an xsd:dateTime or xsd:date"))
         return false;
-      if (expected == OperandType::kDuration && !mismatch(Value::Kind::kDuration, "an xsd:duration"))
+      if (expected == OperandType::kDuration &&
+          !mismatch(Value::Kind::kDuration, "an xsd:duration"))
         return false;
       if (expected == OperandType::kNumber && !mismatch(Value::Kind::kNumber, "a number"))
         return false;
@@ -489,7 +513,8 @@ class Reader {
       } else if (a.is_object()) {
         const json* value = nullptr;
         std::string vp;
-        for (std::string key : {std::string("rdf:value"), std::string(kRdfNs) + "value", std::string("value")}) {
+        for (std::string key :
+             {std::string("rdf:value"), std::string(kRdfNs) + "value", std::string("value")}) {
           if (auto it = a.find(key); it != a.end()) {
             value = &*it;
             vp = child(p, key);
@@ -590,8 +615,8 @@ class Reader {
       const json* m = member(v, n.name, path, p);
       if (!m) continue;
       if (!n.allowed)
-        return fail(p, std::string(n.name) + " is not allowed on a " +
-                           std::string(rule_kind_name(kind)));
+        return fail(
+            p, std::string(n.name) + " is not allowed on a " + std::string(rule_kind_name(kind)));
       if (!rules(*m, p, n.kind, none, depth + 1, out.duties)) return false;
     }
     return true;
@@ -613,7 +638,8 @@ class Reader {
             return true;
           }
         }
-        return fail(p, "unknown policy type " + quote_text(type.is_string() ? type.get<std::string>() : iri) +
+        return fail(p, "unknown policy type " +
+                           quote_text(type.is_string() ? type.get<std::string>() : iri) +
                            " (expected Set, Offer, Agreement or Policy)");
       });
       if (!ok) return false;
@@ -626,33 +652,45 @@ class Reader {
     if (const json* c = member(doc, "conflict", "", p)) {
       std::string iri;
       if (!read_id(*c, p, iri, true)) return false;
-      if (iri == odrl("perm")) out.conflict = ConflictStrategy::kPerm;
-      else if (iri == odrl("prohibit")) out.conflict = ConflictStrategy::kProhibit;
-      else if (iri == odrl("invalid")) out.conflict = ConflictStrategy::kInvalid;
-      else return fail(p, "unknown conflict strategy " + quote_text(c->is_string() ? c->get<std::string>() : iri) +
-                              " (expected perm, prohibit or invalid)");
+      if (iri == odrl("perm"))
+        out.conflict = ConflictStrategy::kPerm;
+      else if (iri == odrl("prohibit"))
+        out.conflict = ConflictStrategy::kProhibit;
+      else if (iri == odrl("invalid"))
+        out.conflict = ConflictStrategy::kInvalid;
+      else
+        return fail(p, "unknown conflict strategy " +
+                           quote_text(c->is_string() ? c->get<std::string>() : iri) +
+                           " (expected perm, prohibit or invalid)");
       out.conflict_given = true;
     }
     if (member(doc, "inheritFrom", "", p))
       return fail(p, "inheritFrom is not supported: merge the parent policy's rules into this one");
 
     Defaults defaults;
-    if (const json* m = member(doc, "target", "", p); m && !entities(*m, p, "AssetCollection", defaults.targets))
+    if (const json* m = member(doc, "target", "", p);
+        m && !entities(*m, p, "AssetCollection", defaults.targets))
       return false;
-    if (const json* m = member(doc, "assignee", "", p); m && !entities(*m, p, "PartyCollection", defaults.assignees))
+    if (const json* m = member(doc, "assignee", "", p);
+        m && !entities(*m, p, "PartyCollection", defaults.assignees))
       return false;
-    if (const json* m = member(doc, "assigner", "", p); m && !entities(*m, p, "PartyCollection", defaults.assigners))
+    if (const json* m = member(doc, "assigner", "", p);
+        m && !entities(*m, p, "PartyCollection", defaults.assigners))
       return false;
     if (const json* m = member(doc, "action", "", p); m && !actions(*m, p, defaults.actions))
       return false;
-    if (const json* m = member(doc, "constraint", "", p); m && !constraints(*m, p, 0, defaults.constraints))
+    if (const json* m = member(doc, "constraint", "", p);
+        m && !constraints(*m, p, 0, defaults.constraints))
       return false;
 
-    if (const json* m = member(doc, "permission", "", p); m && !rules(*m, p, RuleKind::kPermission, defaults, 0, out.permissions))
+    if (const json* m = member(doc, "permission", "", p);
+        m && !rules(*m, p, RuleKind::kPermission, defaults, 0, out.permissions))
       return false;
-    if (const json* m = member(doc, "prohibition", "", p); m && !rules(*m, p, RuleKind::kProhibition, defaults, 0, out.prohibitions))
+    if (const json* m = member(doc, "prohibition", "", p);
+        m && !rules(*m, p, RuleKind::kProhibition, defaults, 0, out.prohibitions))
       return false;
-    if (const json* m = member(doc, "obligation", "", p); m && !rules(*m, p, RuleKind::kObligation, defaults, 0, out.obligations))
+    if (const json* m = member(doc, "obligation", "", p);
+        m && !rules(*m, p, RuleKind::kObligation, defaults, 0, out.obligations))
       return false;
     if (out.permissions.empty() && out.prohibitions.empty() && out.obligations.empty())
       return fail("", "a policy needs at least one permission, prohibition or obligation");
@@ -695,8 +733,10 @@ class Reader {
   bool request(const json& doc, std::optional<Request>& out) {
     if (!doc.is_object()) return fail("", "a request must be a JSON object, got " + excerpt(doc));
     std::string party, action, target;
-    if (auto it = doc.find("party"); it != doc.end() && !read_id(*it, "party", party, false)) return false;
-    if (auto it = doc.find("target"); it != doc.end() && !read_id(*it, "target", target, false)) return false;
+    if (auto it = doc.find("party"); it != doc.end() && !read_id(*it, "party", party, false))
+      return false;
+    if (auto it = doc.find("target"); it != doc.end() && !read_id(*it, "target", target, false))
+      return false;
     auto it = doc.find("action");
     if (it == doc.end()) return fail("action", "missing (a request names the action it asks for)");
     if (!read_id(*it, "action", action, true)) return false;
@@ -729,25 +769,34 @@ class Reader {
       Value v;
       if (!scalar(*it, "currentTime", "", v)) return false;
       if (v.kind() != Value::Kind::kTime)
-        return fail("currentTime", "expected an xsd:dateTime such as 2024-02-12T11:20:10Z, got " + excerpt(*it));
+        return fail("currentTime",
+                    "expected an xsd:dateTime such as 2024-02-12T11:20:10Z, got " + excerpt(*it));
       out.now = v.as_time();
     }
-    if (auto it = doc.find("partOf"); it != doc.end() && !iri_lists(*it, "partOf", out.part_of)) return false;
-    if (auto it = doc.find("types"); it != doc.end() && !iri_lists(*it, "types", out.types)) return false;
+    if (auto it = doc.find("partOf"); it != doc.end() && !iri_lists(*it, "partOf", out.part_of))
+      return false;
+    if (auto it = doc.find("types"); it != doc.end() && !iri_lists(*it, "types", out.types))
+      return false;
     if (auto it = doc.find("duties"); it != doc.end()) {
       if (!it->is_object()) return fail("duties", "expected an object of duty uid -> state");
       for (const auto& [key, value] : it->items()) {
         std::string p = child("duties", key);
         std::string s = value.is_string() ? value.get<std::string>() : std::string();
         DutyState ds;
-        if (s == "unset") ds = DutyState::kUnset;
-        else if (s == "fulfilled") ds = DutyState::kFulfilled;
-        else if (s == "violated") ds = DutyState::kViolated;
-        else return fail(p, "unknown duty state " + excerpt(value) + " (expected unset, fulfilled or violated)");
+        if (s == "unset")
+          ds = DutyState::kUnset;
+        else if (s == "fulfilled")
+          ds = DutyState::kFulfilled;
+        else if (s == "violated")
+          ds = DutyState::kViolated;
+        else
+          return fail(p, "unknown duty state " + excerpt(value) +
+                             " (expected unset, fulfilled or violated)");
         out.duties[prefixes_.expand_id(key)] = ds;
       }
     }
-    if (auto it = doc.find("values"); it != doc.end() && !context(*it, "values", out.values)) return false;
+    if (auto it = doc.find("values"); it != doc.end() && !context(*it, "values", out.values))
+      return false;
     return true;
   }
 
@@ -770,7 +819,8 @@ Result<Prefixes> read_context(const json& doc) {
       } else if (value.is_object() && value.contains("@id") && value["@id"].is_string()) {
         prefixes.define(key, value["@id"].get<std::string>());
       } else if (!value.is_object() && !value.is_null()) {
-        return Status::invalid_argument(child(path, key) + ": expected an IRI or a term definition");
+        return Status::invalid_argument(child(path, key) +
+                                        ": expected an IRI or a term definition");
       }
     }
     return Status::ok();
@@ -785,7 +835,8 @@ Result<Prefixes> read_context(const json& doc) {
       const json& e = (*ctx)[i];
       if (e.is_string()) continue;
       if (!e.is_object())
-        return Status::invalid_argument(index("@context", i) + ": expected a context IRI or object");
+        return Status::invalid_argument(index("@context", i) +
+                                        ": expected a context IRI or object");
       if (Status s = add_object(e, index("@context", i)); !s) return s;
     }
     return prefixes;
@@ -797,34 +848,45 @@ Result<Prefixes> read_context(const json& doc) {
 
 std::string_view rule_kind_name(RuleKind kind) {
   switch (kind) {
-    case RuleKind::kPermission: return "permission";
-    case RuleKind::kProhibition: return "prohibition";
-    case RuleKind::kObligation: return "obligation";
-    case RuleKind::kDuty: return "duty";
-    case RuleKind::kRemedy: return "remedy";
-    case RuleKind::kConsequence: return "consequence";
+    case RuleKind::kPermission:
+      return "permission";
+    case RuleKind::kProhibition:
+      return "prohibition";
+    case RuleKind::kObligation:
+      return "obligation";
+    case RuleKind::kDuty:
+      return "duty";
+    case RuleKind::kRemedy:
+      return "remedy";
+    case RuleKind::kConsequence:
+      return "consequence";
   }
   return "rule";
 }
 
 std::string_view conflict_name(ConflictStrategy c) {
   switch (c) {
-    case ConflictStrategy::kPerm: return "perm";
-    case ConflictStrategy::kProhibit: return "prohibit";
-    case ConflictStrategy::kInvalid: return "invalid";
+    case ConflictStrategy::kPerm:
+      return "perm";
+    case ConflictStrategy::kProhibit:
+      return "prohibit";
+    case ConflictStrategy::kInvalid:
+      return "invalid";
   }
   return "invalid";
 }
 
 Result<nlohmann::json> parse_json_text(std::string_view text) {
   if (auto at = too_deep(text))
-    return Status::invalid_argument("invalid JSON at byte " + std::to_string(*at) + ": nested deeper than " +
-                                    std::to_string(kMaxJsonDepth) + " levels");
+    return Status::invalid_argument("invalid JSON at byte " + std::to_string(*at) +
+                                    ": nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                    " levels");
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    return Status::invalid_argument("invalid JSON at byte " + std::to_string(e.byte) + ": " +
-                                    std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+    return Status::invalid_argument(
+        "invalid JSON at byte " + std::to_string(e.byte) + ": " +
+        std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
   } catch (const std::exception& e) {
     return Status::invalid_argument(std::string("invalid JSON: ") + e.what());
   }
@@ -838,7 +900,8 @@ Result<Policy> parse_policy(const nlohmann::json& doc) {
     Policy policy;
     if (!reader.policy(doc, policy)) return reader.error();
     return policy;
-  } catch (const std::exception& e) {  // a JSON accessor misused on hostile input: a bug, but not a crash
+  } catch (const std::exception&
+               e) {  // a JSON accessor misused on hostile input: a bug, but not a crash
     return Status::invalid_argument(std::string("unreadable policy: ") + e.what());
   }
 }
@@ -860,7 +923,8 @@ Result<Request> parse_request(const nlohmann::json& doc, const Prefixes& prefixe
   }
 }
 
-Result<State> parse_state(const nlohmann::json& doc, const Prefixes& prefixes, Instant default_now) {
+Result<State> parse_state(const nlohmann::json& doc, const Prefixes& prefixes,
+                          Instant default_now) {
   try {
     Reader reader(prefixes);
     State state;

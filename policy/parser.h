@@ -5,9 +5,8 @@
 //   permission[0].constraint[1].operator: unknown operator "greaterThan"
 // and never an exception or a crash. Stateless functions; safe to call from any thread.
 
-#include <string_view>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string_view>
 
 #include "common/status.h"
 #include "common/time.h"

@@ -22,9 +22,9 @@ struct AtomicConstraint {
   std::string id;            // uid / @id; empty when the policy gives none
   std::string left_operand;  // full IRI
   Operator op = Operator::kEq;
-  std::vector<Value> right;  // one value, or the members of a set
+  std::vector<Value> right;    // one value, or the members of a set
   bool right_is_list = false;  // the right operand was written as an array
-  std::string unit;          // full IRI, or empty
+  std::string unit;            // full IRI, or empty
 };
 
 // and / or / xone / andSequence over other constraints.
@@ -57,8 +57,8 @@ std::string_view rule_kind_name(RuleKind kind);  // "permission", "duty", ...
 
 struct Rule {
   RuleKind kind = RuleKind::kPermission;
-  std::string id;        // uid / @id, or the rule's JSON path when it has none
-  bool has_uid = false;  // id came from the policy (duties can only be fulfilled by uid)
+  std::string id;                 // uid / @id, or the rule's JSON path when it has none
+  bool has_uid = false;           // id came from the policy (duties can only be fulfilled by uid)
   std::vector<Entity> targets;    // the rule matches when any matches; empty matches any
   std::vector<Entity> assignees;  // likewise
   std::vector<Entity> assigners;  // recorded, not matched

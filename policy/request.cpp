@@ -33,9 +33,12 @@ Request::Request(std::string party, std::string action, std::string target)
 
 std::string_view duty_state_name(DutyState s) {
   switch (s) {
-    case DutyState::kUnset: return "unset";
-    case DutyState::kFulfilled: return "fulfilled";
-    case DutyState::kViolated: return "violated";
+    case DutyState::kUnset:
+      return "unset";
+    case DutyState::kFulfilled:
+      return "fulfilled";
+    case DutyState::kViolated:
+      return "violated";
   }
   return "unset";
 }

@@ -8,7 +8,9 @@ namespace {
 // Intermediate arithmetic on durations needs more than 64 bits (years of seconds in nanoseconds).
 __extension__ typedef __int128 Int128;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Reads up to 18 digits (enough for any count of years, months, days or seconds a policy needs;
 // larger numbers are rejected rather than wrapped).
@@ -70,7 +72,8 @@ std::optional<Decimal> Decimal::parse(std::string_view s) {
 }
 
 std::strong_ordering operator<=>(const Decimal& a, const Decimal& b) {
-  if (a.negative != b.negative) return a.negative ? std::strong_ordering::less : std::strong_ordering::greater;
+  if (a.negative != b.negative)
+    return a.negative ? std::strong_ordering::less : std::strong_ordering::greater;
   bool a_zero = a.digits.empty(), b_zero = b.digits.empty();
   std::strong_ordering magnitude = std::strong_ordering::equal;
   if (a_zero || b_zero) {
@@ -85,7 +88,7 @@ std::strong_ordering operator<=>(const Decimal& a, const Decimal& b) {
       magnitude = a_msd <=> b_msd;
     } else {
       int c = a.digits.compare(b.digits);
-      magnitude = c < 0 ? std::strong_ordering::less
+      magnitude = c < 0   ? std::strong_ordering::less
                   : c > 0 ? std::strong_ordering::greater
                           : std::strong_ordering::equal;
     }
@@ -135,7 +138,8 @@ std::optional<Duration> Duration::parse(std::string_view s) {
         ++i;
       }
       if (i == start) return std::nullopt;
-      for (; k < 9; ++k) v *= 10;
+      for (; k < 9; ++k)
+        v *= 10;
       frac = static_cast<int32_t>(v);
       has_frac = true;
     }
@@ -182,7 +186,8 @@ std::partial_ordering operator<=>(const Duration& a, const Duration& b) {
     int64_t year;
     int64_t month;
   };
-  static constexpr std::array<YearMonth, 4> kReferences{{{1696, 9}, {1697, 2}, {1903, 3}, {1903, 7}}};
+  static constexpr std::array<YearMonth, 4> kReferences{
+      {{1696, 9}, {1697, 2}, {1903, 3}, {1903, 7}}};
   auto instant = [&](const YearMonth& ref, const Duration& d) {
     Int128 total = static_cast<Int128>(ref.year) * 12 + (ref.month - 1) + d.months;
     Int128 year = total >= 0 ? total / 12 : (total - 11) / 12;
@@ -195,7 +200,7 @@ std::partial_ordering operator<=>(const Duration& a, const Duration& b) {
   std::partial_ordering result = std::partial_ordering::unordered;
   for (size_t i = 0; i < kReferences.size(); ++i) {
     auto r = instant(kReferences[i], a) <=> instant(kReferences[i], b);
-    std::partial_ordering p = r < 0 ? std::partial_ordering::less
+    std::partial_ordering p = r < 0   ? std::partial_ordering::less
                               : r > 0 ? std::partial_ordering::greater
                                       : std::partial_ordering::equivalent;
     if (i == 0) {
@@ -208,49 +213,35 @@ std::partial_ordering operator<=>(const Duration& a, const Duration& b) {
 }
 
 Value Value::number(Decimal d, std::string text) {
-  Value v;
-  v.kind_ = Kind::kNumber;
+  Value v(Kind::kNumber, std::move(text));
   v.number_ = std::move(d);
-  v.text_ = std::move(text);
   return v;
 }
 
 Value Value::time(Instant t, std::string text) {
-  Value v;
-  v.kind_ = Kind::kTime;
+  Value v(Kind::kTime, std::move(text));
   v.time_ = t;
-  v.text_ = std::move(text);
   return v;
 }
 
 Value Value::duration(Duration d, std::string text) {
-  Value v;
-  v.kind_ = Kind::kDuration;
+  Value v(Kind::kDuration, std::move(text));
   v.duration_ = d;
-  v.text_ = std::move(text);
   return v;
 }
 
 Value Value::boolean(bool b) {
-  Value v;
-  v.kind_ = Kind::kBoolean;
+  Value v(Kind::kBoolean, b ? "true" : "false");
   v.boolean_ = b;
-  v.text_ = b ? "true" : "false";
   return v;
 }
 
 Value Value::iri(std::string iri) {
-  Value v;
-  v.kind_ = Kind::kIri;
-  v.text_ = std::move(iri);
-  return v;
+  return Value(Kind::kIri, std::move(iri));
 }
 
 Value Value::string(std::string s) {
-  Value v;
-  v.kind_ = Kind::kString;
-  v.text_ = std::move(s);
-  return v;
+  return Value(Kind::kString, std::move(s));
 }
 
 Value Value::infer(std::string text) {
@@ -273,7 +264,8 @@ Value Value::infer(std::string text) {
 std::optional<std::partial_ordering> compare(const Value& a, const Value& b) {
   using K = Value::Kind;
   if (a.is_textual() || b.is_textual()) {
-    return a.text_ == b.text_ ? std::partial_ordering::equivalent : std::partial_ordering::unordered;
+    return a.text_ == b.text_ ? std::partial_ordering::equivalent
+                              : std::partial_ordering::unordered;
   }
   if (a.kind_ != b.kind_) return std::nullopt;
   switch (a.kind_) {
@@ -300,12 +292,18 @@ bool same_value(const Value& a, const Value& b) {
 
 std::string_view kind_name(Value::Kind kind) {
   switch (kind) {
-    case Value::Kind::kNumber: return "number";
-    case Value::Kind::kTime: return "date/time";
-    case Value::Kind::kDuration: return "duration";
-    case Value::Kind::kBoolean: return "boolean";
-    case Value::Kind::kIri: return "IRI";
-    case Value::Kind::kString: return "string";
+    case Value::Kind::kNumber:
+      return "number";
+    case Value::Kind::kTime:
+      return "date/time";
+    case Value::Kind::kDuration:
+      return "duration";
+    case Value::Kind::kBoolean:
+      return "boolean";
+    case Value::Kind::kIri:
+      return "IRI";
+    case Value::Kind::kString:
+      return "string";
   }
   return "value";
 }

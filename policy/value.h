@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/time.h"
 
@@ -47,6 +48,7 @@ struct Duration {
 
 class Value {
  public:
+  Value() = default;  // the empty string
   enum class Kind { kNumber, kTime, kDuration, kBoolean, kIri, kString };
 
   static Value number(Decimal d, std::string text);
@@ -75,6 +77,8 @@ class Value {
   friend bool same_value(const Value& a, const Value& b);
 
  private:
+  Value(Kind kind, std::string text) : kind_(kind), text_(std::move(text)) {}
+
   Kind kind_ = Kind::kString;
   std::string text_;
   Decimal number_;

@@ -12,20 +12,26 @@ using Pair = std::pair<std::string_view, std::string_view>;
 // odrl:includedIn, from the ODRL 2.2 vocabulary (ODRL22.ttl); local names in the ODRL namespace.
 // Sorted by the first element. odrl:use and odrl:transfer are the roots.
 constexpr std::array<Pair, 40> kIncludedIn{{
-    {"acceptTracking", "use"}, {"aggregate", "use"},   {"annotate", "use"},
-    {"anonymize", "use"},      {"archive", "use"},     {"attribute", "use"},
-    {"compensate", "use"},     {"concurrentUse", "use"}, {"delete", "use"},
-    {"derive", "use"},         {"digitize", "use"},    {"display", "play"},
-    {"distribute", "use"},     {"ensureExclusivity", "use"}, {"execute", "use"},
-    {"extract", "reproduce"},  {"give", "transfer"},   {"grantUse", "use"},
-    {"include", "use"},        {"index", "use"},       {"inform", "use"},
-    {"install", "use"},        {"modify", "use"},      {"move", "use"},
-    {"nextPolicy", "use"},     {"obtainConsent", "use"}, {"play", "use"},
-    {"present", "use"},        {"print", "use"},       {"read", "use"},
-    {"reproduce", "use"},      {"reviewPolicy", "use"}, {"sell", "transfer"},
-    {"stream", "use"},         {"synchronize", "use"}, {"textToSpeech", "use"},
-    {"transform", "use"},      {"translate", "use"},   {"uninstall", "use"},
-    {"watermark", "use"},
+    {"acceptTracking", "use"}, {"aggregate", "use"},
+    {"annotate", "use"},       {"anonymize", "use"},
+    {"archive", "use"},        {"attribute", "use"},
+    {"compensate", "use"},     {"concurrentUse", "use"},
+    {"delete", "use"},         {"derive", "use"},
+    {"digitize", "use"},       {"display", "play"},
+    {"distribute", "use"},     {"ensureExclusivity", "use"},
+    {"execute", "use"},        {"extract", "reproduce"},
+    {"give", "transfer"},      {"grantUse", "use"},
+    {"include", "use"},        {"index", "use"},
+    {"inform", "use"},         {"install", "use"},
+    {"modify", "use"},         {"move", "use"},
+    {"nextPolicy", "use"},     {"obtainConsent", "use"},
+    {"play", "use"},           {"present", "use"},
+    {"print", "use"},          {"read", "use"},
+    {"reproduce", "use"},      {"reviewPolicy", "use"},
+    {"sell", "transfer"},      {"stream", "use"},
+    {"synchronize", "use"},    {"textToSpeech", "use"},
+    {"transform", "use"},      {"translate", "use"},
+    {"uninstall", "use"},      {"watermark", "use"},
 }};
 
 // Deprecated actions with a replacement (skos:exactMatch in ODRL22.ttl). Sorted.
@@ -41,12 +47,18 @@ constexpr std::array<Pair, 8> kReplacedBy{{
 }};
 
 constexpr std::array<std::pair<std::string_view, Operator>, 12> kOperators{{
-    {"eq", Operator::kEq},           {"gt", Operator::kGt},
-    {"gteq", Operator::kGteq},       {"hasPart", Operator::kHasPart},
-    {"isA", Operator::kIsA},         {"isAllOf", Operator::kIsAllOf},
-    {"isAnyOf", Operator::kIsAnyOf}, {"isNoneOf", Operator::kIsNoneOf},
-    {"isPartOf", Operator::kIsPartOf}, {"lt", Operator::kLt},
-    {"lteq", Operator::kLteq},       {"neq", Operator::kNeq},
+    {"eq", Operator::kEq},
+    {"gt", Operator::kGt},
+    {"gteq", Operator::kGteq},
+    {"hasPart", Operator::kHasPart},
+    {"isA", Operator::kIsA},
+    {"isAllOf", Operator::kIsAllOf},
+    {"isAnyOf", Operator::kIsAnyOf},
+    {"isNoneOf", Operator::kIsNoneOf},
+    {"isPartOf", Operator::kIsPartOf},
+    {"lt", Operator::kLt},
+    {"lteq", Operator::kLteq},
+    {"neq", Operator::kNeq},
 }};
 
 // Left operands whose right operand has a fixed type in the ODRL 2.2 vocabulary.

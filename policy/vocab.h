@@ -17,8 +17,18 @@ inline constexpr std::string_view kRdfNs = "http://www.w3.org/1999/02/22-rdf-syn
 inline constexpr std::string_view kDsxNs = "https://w3id.org/dsx/policy#";
 
 enum class Operator {
-  kEq, kNeq, kLt, kLteq, kGt, kGteq,
-  kIsA, kHasPart, kIsPartOf, kIsAllOf, kIsAnyOf, kIsNoneOf,
+  kEq,
+  kNeq,
+  kLt,
+  kLteq,
+  kGt,
+  kGteq,
+  kIsA,
+  kHasPart,
+  kIsPartOf,
+  kIsAllOf,
+  kIsAnyOf,
+  kIsNoneOf,
 };
 
 // The operator named by a full IRI (odrl:eq ...), or nullopt.

@@ -1,10 +1,10 @@
 // The dsx binary as a user meets it: exit statuses, one-line errors, help.
-#include <catch2/catch.hpp>
+#include <sys/wait.h>
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 namespace {
 
@@ -20,7 +20,8 @@ Run run(const std::string& args) {
   std::string out;
   std::array<char, 4096> buf{};
   size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    out.append(buf.data(), n);
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
@@ -30,7 +31,8 @@ const std::string kCases = std::string(DSX_SOURCE_DIR) + "/tests/conformance/odr
 }  // namespace
 
 TEST_CASE("--help explains every command and exits 0", "[cli]") {
-  for (const char* args : {"--help", "policy --help", "policy eval --help", "policy check --help", "demo --help"}) {
+  for (const char* args :
+       {"--help", "policy --help", "policy eval --help", "policy check --help", "demo --help"}) {
     INFO(args);
     Run r = run(args);
     CHECK(r.status == 0);
@@ -40,7 +42,8 @@ TEST_CASE("--help explains every command and exits 0", "[cli]") {
 }
 
 TEST_CASE("usage errors are one line and exit 2", "[cli]") {
-  for (const char* args : {"", "frobnicate", "policy eval --policy", "policy eval --bogus x", "policy check"}) {
+  for (const char* args :
+       {"", "frobnicate", "policy eval --policy", "policy eval --bogus x", "policy check"}) {
     INFO(args);
     Run r = run(args);
     CHECK(r.status == 2);
@@ -56,11 +59,14 @@ TEST_CASE("a missing file is named", "[cli]") {
 
 TEST_CASE("eval prints a decision; --explain prints it readably", "[cli]") {
   const std::string c = kCases + "w3c-a1-2-datetime-constraint-not-satisfied/";
-  Run json = run("policy eval --policy " + c + "policy.json --request " + c + "request.json --state " + c + "state.json");
+  Run json = run("policy eval --policy " + c + "policy.json --request " + c +
+                 "request.json --state " + c + "state.json");
   CHECK(json.status == 0);
   CHECK(json.out.find("\"decision\": \"deny\"") != std::string::npos);
-  CHECK(json.out.find("constraint dateTime lt 2018-01-01 not satisfied at 2019-12-19T15:00:00Z") != std::string::npos);
-  Run text = run("policy eval --explain --policy " + c + "policy.json --request " + c + "request.json --state " + c + "state.json");
+  CHECK(json.out.find("constraint dateTime lt 2018-01-01 not satisfied at 2019-12-19T15:00:00Z") !=
+        std::string::npos);
+  Run text = run("policy eval --explain --policy " + c + "policy.json --request " + c +
+                 "request.json --state " + c + "state.json");
   CHECK(text.status == 0);
   CHECK(text.out.rfind("DENY", 0) == 0);
 }
@@ -70,9 +76,10 @@ TEST_CASE("check validates and prints the normalised policy", "[cli]") {
   CHECK(ok.status == 0);
   CHECK(ok.out.find("assignee http://example.org/alice") != std::string::npos);
   Run json = run("policy check --json " + kCases + "iri-spellings-equivalent-permit/policy.json");
-  CHECK(json.out.find("\"leftOperand\": \"http://www.w3.org/ns/odrl/2/purpose\"") != std::string::npos);
+  CHECK(json.out.find("\"leftOperand\": \"http://www.w3.org/ns/odrl/2/purpose\"") !=
+        std::string::npos);
   Run bad = run("policy check " + kCases + "unknown-operator-malformed-error/policy.json");
   CHECK(bad.status == 2);
-  CHECK(bad.out.find("policy.json: permission[0].constraint[0].operator: unknown operator \"approximately\"") !=
-        std::string::npos);
+  CHECK(bad.out.find("policy.json: permission[0].constraint[0].operator: unknown operator "
+                     "\"approximately\"") != std::string::npos);
 }

@@ -1,7 +1,8 @@
+#include "common/time.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/clock.h"
-#include "common/time.h"
 
 using dsx::Instant;
 using dsx::parse_xsd_date;
@@ -35,10 +36,11 @@ TEST_CASE("xsd:dateTime honours time zones and fractions", "[time]") {
 }
 
 TEST_CASE("invalid dateTimes are refused", "[time]") {
-  for (const char* bad : {"", "2024", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
-                          "2024-01-01T25:00:00Z", "2024-01-01T24:00:01Z", "2024-01-01T00:60:00Z",
-                          "2024-01-01 00:00:00Z", "2024-01-01T00:00:00+15:00", "2024-01-01T00:00:00.Z",
-                          "2024-01-01T00:00:00ZZ", "02024-01-01T00:00:00Z", "2024-1-01T00:00:00Z"}) {
+  for (const char* bad :
+       {"", "2024", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T25:00:00Z",
+        "2024-01-01T24:00:01Z", "2024-01-01T00:60:00Z", "2024-01-01 00:00:00Z",
+        "2024-01-01T00:00:00+15:00", "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00ZZ",
+        "02024-01-01T00:00:00Z", "2024-1-01T00:00:00Z"}) {
     INFO(bad);
     CHECK_FALSE(parse_xsd_date_time(bad));
   }

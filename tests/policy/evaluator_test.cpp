@@ -1,12 +1,12 @@
-#include <catch2/catch.hpp>
+#include "policy/evaluator.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "policy/describe.h"
-#include "policy/evaluator.h"
 #include "test_util.h"
 
 using namespace dsx::policy;
@@ -44,9 +44,11 @@ TEST_CASE("the fast path and the explained path always agree", "[evaluator]") {
       if (!entry.is_directory() || slurp(entry.path() / "expected.txt") == "error") continue;
       auto policy = parse_policy_text(slurp(entry.path() / "policy.json"));
       REQUIRE(policy);
-      auto request = parse_request(nlohmann::json::parse(slurp(entry.path() / "request.json")), policy->prefixes);
+      auto request = parse_request(nlohmann::json::parse(slurp(entry.path() / "request.json")),
+                                   policy->prefixes);
       REQUIRE(request);
-      auto state = parse_state(nlohmann::json::parse(slurp(entry.path() / "state.json")), policy->prefixes, dsx::Instant{});
+      auto state = parse_state(nlohmann::json::parse(slurp(entry.path() / "state.json")),
+                               policy->prefixes, dsx::Instant{});
       REQUIRE(state);
       INFO(entry.path());
       Decision d = decide(*policy, *request, *state);
@@ -65,8 +67,9 @@ TEST_CASE("reasons name the constraint and the values compared", "[evaluator]") 
   Decision before = decide(p, r, state_at("2024-01-01T16:00:00Z"));
   CHECK_FALSE(before.permit);
   CHECK(has_reason(before.reasons, "prohibition urn:proh forbids read on urn:data by urn:alice"));
-  CHECK(has_reason(before.rules.at(1).reasons,
-                   "constraint dateTime lt 2024-01-01T17:00:00Z satisfied at 2024-01-01T16:00:00Z"));
+  CHECK(
+      has_reason(before.rules.at(1).reasons,
+                 "constraint dateTime lt 2024-01-01T17:00:00Z satisfied at 2024-01-01T16:00:00Z"));
 
   Decision after = decide(p, r, state_at("2024-02-12T11:20:10.999Z"));
   CHECK(after.permit);
@@ -74,8 +77,10 @@ TEST_CASE("reasons name the constraint and the values compared", "[evaluator]") 
   const RuleOutcome& prohibition = after.rules.at(1);
   CHECK(prohibition.matched);
   CHECK_FALSE(prohibition.active);
-  CHECK(prohibition.reasons ==
-        std::vector<std::string>{"constraint dateTime lt 2024-01-01T17:00:00Z not satisfied at 2024-02-12T11:20:10.999Z"});
+  CHECK(
+      prohibition.reasons ==
+      std::vector<std::string>{
+          "constraint dateTime lt 2024-01-01T17:00:00Z not satisfied at 2024-02-12T11:20:10.999Z"});
   auto json = to_json(after);
   CHECK(json["decision"] == "permit");
   CHECK(json["rules"][0]["kind"] == "permission");
@@ -93,13 +98,16 @@ TEST_CASE("a missing value takes the restrictive reading", "[evaluator]") {
   Decision d = decide(p, none, state_at("2024-01-01T00:00:00Z"));
   CHECK_FALSE(d.permit);
   CHECK(has_reason(d.rules.at(0).reasons, "not satisfied: no value for purpose"));
-  CHECK(has_reason(d.rules.at(1).reasons, "taken as satisfied: no value for spatial (restrictive reading)"));
+  CHECK(has_reason(d.rules.at(1).reasons,
+                   "taken as satisfied: no value for spatial (restrictive reading)"));
 
-  Request given = request_from(p, R"({"action": "read", "context": {"purpose": "urn:research", "spatial": "de"}})");
+  Request given = request_from(
+      p, R"({"action": "read", "context": {"purpose": "urn:research", "spatial": "de"}})");
   CHECK(permits(p, given, state_at("2024-01-01T00:00:00Z")));
 }
 
-TEST_CASE("conflict strategies decide between an active permission and prohibition", "[evaluator]") {
+TEST_CASE("conflict strategies decide between an active permission and prohibition",
+          "[evaluator]") {
   auto make = [](const char* conflict) {
     return policy_from(std::string(R"({"uid": "urn:p", "conflict": ")") + conflict + R"(",
       "permission": [{"uid": "urn:perm", "action": "distribute"}],
@@ -116,12 +124,14 @@ TEST_CASE("conflict strategies decide between an active permission and prohibiti
   }
 }
 
-TEST_CASE("duties block until fulfilled; a duty without uid can never be fulfilled", "[evaluator]") {
+TEST_CASE("duties block until fulfilled; a duty without uid can never be fulfilled",
+          "[evaluator]") {
   Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"uid": "urn:perm", "action": "play",
       "duty": [{"uid": "urn:pay", "action": "compensate"}, {"action": "attribute",
                 "constraint": [{"leftOperand": "recipient", "operator": "eq", "rightOperand": "urn:public"}]}]}]})");
   Request r = request_from(p, R"({"action": "display", "context": {"recipient": "urn:friend"}})");
-  dsx::policy::State s = state_from(p, R"({"currentTime": "2024-01-01T00:00:00Z", "duties": {"urn:pay": "fulfilled"}})");
+  dsx::policy::State s = state_from(
+      p, R"({"currentTime": "2024-01-01T00:00:00Z", "duties": {"urn:pay": "fulfilled"}})");
   CHECK(permits(p, r, s));  // display is included in play; the attribution duty is not due
   Request pub = request_from(p, R"({"action": "display", "context": {"recipient": "urn:public"}})");
   Decision d = decide(p, pub, s);
@@ -138,7 +148,8 @@ TEST_CASE("participant attributes are ordinary left operands", "[evaluator]") {
       {"leftOperand": "industry", "operator": "eq", "rightOperand": "automotive"}]}]})");
   Request r("urn:alice", "http://www.w3.org/ns/odrl/2/read", "urn:data");
   r.context().set(std::string(kDsxNs) + "role", {{Value::string("consumer")}, true});
-  r.context().set(std::string(kDsxNs) + "memberOf", {{Value::iri("urn:alliance"), Value::iri("urn:other")}, true});
+  r.context().set(std::string(kDsxNs) + "memberOf",
+                  {{Value::iri("urn:alliance"), Value::iri("urn:other")}, true});
   r.context().set(std::string(kOdrlNs) + "industry", {{Value::string("automotive")}, false});
   CHECK(permits(p, r, state_at("2024-01-01T00:00:00Z")));
   r.context().set(std::string(kDsxNs) + "memberOf", {{Value::iri("urn:other")}, true});
@@ -149,7 +160,8 @@ TEST_CASE("one compiled policy serves many threads", "[evaluator]") {
   auto parsed = parse_policy_text(kWindowPolicy);
   REQUIRE(parsed);
   PolicyPtr shared = std::make_shared<const Policy>(std::move(*parsed));
-  Request r = request_from(*shared, R"({"party": "urn:alice", "action": "read", "target": "urn:data"})");
+  Request r =
+      request_from(*shared, R"({"party": "urn:alice", "action": "read", "target": "urn:data"})");
   const dsx::policy::State early = state_at("2024-01-01T16:00:00Z");
   const dsx::policy::State late = state_at("2024-01-02T00:00:00Z");
   std::vector<std::thread> threads;
@@ -164,7 +176,8 @@ TEST_CASE("one compiled policy serves many threads", "[evaluator]") {
       }
     });
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : threads)
+    th.join();
   CHECK(wrong == 0);
 }
 

@@ -1,8 +1,9 @@
+#include "policy/parser.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "policy/describe.h"
-#include "policy/parser.h"
 #include "test_util.h"
 
 using namespace dsx::policy;
@@ -33,8 +34,10 @@ TEST_CASE("malformed policies name the JSON path of the problem", "[parser]") {
        "permission[0].constraint[0].operator: missing"},
       {with_constraint(R"({"leftOperand": "count", "operator": "eq"})"),
        "permission[0].constraint[0].rightOperand: missing"},
-      {with_constraint(R"({"leftOperand": "purpose", "operator": "lt", "rightOperand": {"@id": "urn:x"}})"),
-       "permission[0].constraint[0].rightOperand: lt needs a number, date/time or duration, not the IRI"},
+      {with_constraint(
+           R"({"leftOperand": "purpose", "operator": "lt", "rightOperand": {"@id": "urn:x"}})"),
+       "permission[0].constraint[0].rightOperand: lt needs a number, date/time or duration, not "
+       "the IRI"},
       {with_constraint(R"({"leftOperand": "ex:level", "operator": "gt", "rightOperand": "high"})"),
        "permission[0].constraint[0].rightOperand: gt needs a number"},
       {with_constraint(R"({"leftOperand": "dateTime", "operator": "lt", "rightOperand": 5})"),
@@ -43,39 +46,50 @@ TEST_CASE("malformed policies name the JSON path of the problem", "[parser]") {
        "elapsedTime needs an xsd:duration"},
       {with_constraint(R"({"leftOperand": "count", "operator": "lt", "rightOperand": "PT1H"})"),
        "count needs a number"},
-      {with_constraint(R"({"leftOperand": "dateTime", "operator": "lt", "rightOperand": {"@value": "2024-13-45T00:00:00Z", "@type": "xsd:dateTime"}})"),
-       "permission[0].constraint[0].rightOperand.@value: \"2024-13-45T00:00:00Z\" is not a valid xsd:dateTime"},
+      {with_constraint(
+           R"({"leftOperand": "dateTime", "operator": "lt", "rightOperand": {"@value": "2024-13-45T00:00:00Z", "@type": "xsd:dateTime"}})"),
+       "permission[0].constraint[0].rightOperand.@value: \"2024-13-45T00:00:00Z\" is not a valid "
+       "xsd:dateTime"},
       {with_constraint(R"({"leftOperand": "count", "operator": "eq", "rightOperand": [1, 2]})"),
        "eq compares with one value, got a set of 2"},
       {with_constraint(R"({"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": []})"),
        "permission[0].constraint[0].rightOperand: empty set"},
       {with_constraint(R"({"and": {"leftOperand": "count"}})"),
        "permission[0].constraint[0].and: expected an array of constraints"},
-      {with_constraint(R"({"or": [{"leftOperand": "count", "operator": "lt", "rightOperand": 1}, {"leftOperand": "count", "operator": "??", "rightOperand": 1}]})"),
+      {with_constraint(
+           R"({"or": [{"leftOperand": "count", "operator": "lt", "rightOperand": 1}, {"leftOperand": "count", "operator": "??", "rightOperand": 1}]})"),
        "permission[0].constraint[0].or[1].operator: unknown operator"},
       {with_constraint(R"({"and": [], "or": []})"), "exactly one of and, or, xone, andSequence"},
-      {with_constraint(R"({"leftOperand": "count", "operator": "eq", "rightOperandReference": "urn:x"})"),
+      {with_constraint(
+           R"({"leftOperand": "count", "operator": "eq", "rightOperandReference": "urn:x"})"),
        "rightOperandReference is not supported"},
-      {with_constraint(R"("count < 5")"), "permission[0].constraint[0]: a constraint must be an object"},
+      {with_constraint(R"("count < 5")"),
+       "permission[0].constraint[0]: a constraint must be an object"},
       {with_constraint(R"({"leftOperand": "count", "operator": "eq", "rightOperand": null})"),
        "permission[0].constraint[0].rightOperand: null is not a value"},
       {R"({"permission": [{"action": "read", "duty": [{"action": "compensate", "constraint": [{"leftOperand": "x", "operator": "approx", "rightOperand": 1}]}]}]})",
        "permission[0].duty[0].constraint[0].operator: unknown operator \"approx\""},
       {R"({"permission": [{"action": "read"}], "conflict": "maybe"})",
        "conflict: unknown conflict strategy \"maybe\""},
-      {R"({"@type": "Contract", "permission": [{"action": "read"}]})", "@type: unknown policy type \"Contract\""},
-      {R"({"uid": "urn:p"})", "(root): a policy needs at least one permission, prohibition or obligation"},
+      {R"({"@type": "Contract", "permission": [{"action": "read"}]})",
+       "@type: unknown policy type \"Contract\""},
+      {R"({"uid": "urn:p"})",
+       "(root): a policy needs at least one permission, prohibition or obligation"},
       {R"([1, 2])", "(root): a policy must be a JSON object"},
-      {R"({"permission": [{"action": 5}]})", "permission[0].action: expected an action IRI or object"},
-      {R"({"permission": [{"action": {"refinement": []}}]})", "permission[0].action: an action object needs rdf:value"},
+      {R"({"permission": [{"action": 5}]})",
+       "permission[0].action: expected an action IRI or object"},
+      {R"({"permission": [{"action": {"refinement": []}}]})",
+       "permission[0].action: an action object needs rdf:value"},
       {R"({"permission": [{"action": "read", "target": {"@type": "AssetCollection"}}]})",
        "permission[0].target: needs an @id"},
       {R"({"prohibition": [{"action": "read", "duty": [{"action": "pay"}]}]})",
        "prohibition[0].duty: duty is not allowed on a prohibition"},
       {R"({"permission": [{"action": "read", "remedy": [{"action": "pay"}]}]})",
        "permission[0].remedy: remedy is not allowed on a permission"},
-      {R"({"inheritFrom": "urn:parent", "permission": [{"action": "read"}]})", "inheritFrom is not supported"},
-      {R"({"permission": {"action": "read", "assignee": ""}})", "permission.assignee: expected an IRI"},
+      {R"({"inheritFrom": "urn:parent", "permission": [{"action": "read"}]})",
+       "inheritFrom is not supported"},
+      {R"({"permission": {"action": "read", "assignee": ""}})",
+       "permission.assignee: expected an IRI"},
       {R"({"permission": [{"action": "read", "constraint": {"leftOperand": "count", "operator": "lt", "rightOperand": {"@value": "x", "@type": "xsd:integer"}}}]})",
        "permission[0].constraint.rightOperand.@value: \"x\" is not a valid xsd:integer"},
   };
@@ -95,14 +109,17 @@ TEST_CASE("invalid JSON is reported with its byte offset", "[parser]") {
 
 TEST_CASE("deep nesting is refused, not followed", "[parser]") {
   std::string c = R"({"leftOperand": "count", "operator": "lt", "rightOperand": 1})";
-  for (int i = 0; i < 40; ++i) c = R"({"and": [)" + c + "]}";  // within the JSON depth limit
+  for (int i = 0; i < 40; ++i)
+    c = R"({"and": [)" + c + "]}";  // within the JSON depth limit
   std::string message = policy_error(with_constraint(c));
   CHECK(message.find("nested too deeply") != std::string::npos);
 }
 
 TEST_CASE("the three spellings of a term mean the same", "[parser]") {
-  Policy compact = policy_from(with_constraint(R"({"leftOperand": "purpose", "operator": "eq", "rightOperand": {"@id": "ex:research"}})"));
-  Policy prefixed = policy_from(R"({"@context": ["http://www.w3.org/ns/odrl.jsonld", {"ex": "http://example.org/"}],
+  Policy compact = policy_from(with_constraint(
+      R"({"leftOperand": "purpose", "operator": "eq", "rightOperand": {"@id": "ex:research"}})"));
+  Policy prefixed = policy_from(
+      R"({"@context": ["http://www.w3.org/ns/odrl.jsonld", {"ex": "http://example.org/"}],
       "uid": "urn:p", "odrl:permission": [{"odrl:target": "urn:a", "action": "odrl:read",
       "constraint": [{"leftOperand": "odrl:purpose", "operator": "odrl:eq", "rightOperand": {"@id": "ex:research"}}]}]})");
   Policy full = policy_from(R"({"@context": {"ex": "http://example.org/"}, "uid": "urn:p",
@@ -153,7 +170,8 @@ TEST_CASE("right operands are typed once, at parse time", "[parser]") {
       {"leftOperand": "dateTime", "operator": "lt", "rightOperand": {"@value": "2018-01-01", "@type": "xsd:date"}},
       {"leftOperand": "payAmount", "operator": "eq", "rightOperand": "5.00", "dataType": "xsd:decimal"},
       {"leftOperand": "spatial", "operator": "isAnyOf", "rightOperand": ["de", {"@id": "urn:iso:3166:fr"}]}]})"));
-  const auto& ops = std::get<LogicalConstraint>(p.permissions.at(0).constraints.at(0).node).operands;
+  const auto& ops =
+      std::get<LogicalConstraint>(p.permissions.at(0).constraints.at(0).node).operands;
   auto right = [&](size_t i) { return std::get<AtomicConstraint>(ops.at(i).node).right; };
   CHECK(right(0).at(0).kind() == Value::Kind::kNumber);
   CHECK(right(1).at(0).kind() == Value::Kind::kDuration);
@@ -172,8 +190,10 @@ TEST_CASE("requests and states are validated with paths", "[parser]") {
   };
   CHECK(request_error(R"({"party": "urn:a"})").find("action: missing") == 0);
   CHECK(request_error(R"({"action": "read", "party": 5})").find("party: expected an IRI") == 0);
-  CHECK(request_error(R"({"action": "read", "context": {"purpose": {"x": 1}}})").find("context.purpose: expected a value") == 0);
-  CHECK(request_error(R"({"action": "read", "context": {"purpose": [["a"]]}})").find("context.purpose[0]: nested arrays") == 0);
+  CHECK(request_error(R"({"action": "read", "context": {"purpose": {"x": 1}}})")
+            .find("context.purpose: expected a value") == 0);
+  CHECK(request_error(R"({"action": "read", "context": {"purpose": [["a"]]}})")
+            .find("context.purpose[0]: nested arrays") == 0);
   CHECK(request_error(R"([])").find("(root): a request must be a JSON object") == 0);
 
   auto state_error = [&](const char* text) {
@@ -181,19 +201,23 @@ TEST_CASE("requests and states are validated with paths", "[parser]") {
     REQUIRE_FALSE(s);
     return s.status().message();
   };
-  CHECK(state_error(R"({"duties": {"urn:d": "done"}})").find("duties.urn:d: unknown duty state \"done\"") == 0);
-  CHECK(state_error(R"({"currentTime": "yesterday"})").find("currentTime: expected an xsd:dateTime") == 0);
+  CHECK(state_error(R"({"duties": {"urn:d": "done"}})")
+            .find("duties.urn:d: unknown duty state \"done\"") == 0);
+  CHECK(state_error(R"({"currentTime": "yesterday"})")
+            .find("currentTime: expected an xsd:dateTime") == 0);
   CHECK(state_error(R"({"partOf": {"urn:a": [5]}})").find("partOf.urn:a[0]: expected an IRI") == 0);
   CHECK(state_error(R"({"values": []})").find("values: expected an object") == 0);
 }
 
 TEST_CASE("describe shows what the engine understood", "[parser]") {
-  Policy p = policy_from(R"({"@context": ["http://www.w3.org/ns/odrl.jsonld", {"ex": "http://example.org/"}],
+  Policy p = policy_from(
+      R"({"@context": ["http://www.w3.org/ns/odrl.jsonld", {"ex": "http://example.org/"}],
       "@type": "Offer", "uid": "ex:p", "permission": [{"uid": "ex:r", "target": "ex:data", "action": "use",
       "constraint": [{"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": [{"@id": "ex:research"}]}],
       "duty": [{"uid": "ex:pay", "action": "compensate"}]}]})");
   std::string text = describe(p);
-  CHECK(text.find("policy http://example.org/p (Offer, conflict invalid by default)") != std::string::npos);
+  CHECK(text.find("policy http://example.org/p (Offer, conflict invalid by default)") !=
+        std::string::npos);
   CHECK(text.find("constraint purpose isAnyOf [http://example.org/research]") != std::string::npos);
   CHECK(text.find("duty http://example.org/pay") != std::string::npos);
 }
@@ -205,6 +229,7 @@ TEST_CASE("JSON nested deeper than any policy is refused before it is parsed", "
   REQUIRE_FALSE(p);
   CHECK(p.status().message() == "invalid JSON at byte 100: nested deeper than 100 levels");
   // Brackets inside strings do not count.
-  auto q = parse_policy_text(R"({"uid": ")" + std::string(500, '[') + R"(", "permission": {"action": "read"}})");
+  auto q = parse_policy_text(R"({"uid": ")" + std::string(500, '[') +
+                             R"(", "permission": {"action": "read"}})");
   CHECK(q);
 }

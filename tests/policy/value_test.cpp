@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "policy/value.h"
+
+#include <catch2/catch.hpp>
 
 using dsx::policy::Decimal;
 using dsx::policy::Duration;
