@@ -2,15 +2,20 @@
 
 #include <optional>
 #include <span>
+#include <string_view>
+#include <unordered_set>
 
 #include "policy/describe.h"
 
 namespace dsx::policy {
 namespace {
 
-// How a constraint whose left operand has no value is read (policy-eval.md rule 5): the more
-// restrictive reading, so a permission's constraint fails, a prohibition's or a duty's holds.
+// How a constraint that cannot be decided (no value, or values that cannot be compared) is read
+// (policy-eval.md rule 5): the more restrictive reading, so a permission's constraint fails, a
+// prohibition's or a duty's holds.
 enum class Missing { kFails, kHolds };
+
+enum class Truth { kFalse, kTrue, kUnknown };
 
 Missing missing_for(RuleKind kind) {
   return kind == RuleKind::kPermission ? Missing::kFails : Missing::kHolds;
@@ -56,23 +61,19 @@ class Evaluation {
     return {v->values, v->is_list};
   }
 
-  // `member` is `collection`, or belongs to it through the state's partOf facts (transitively).
+  // `member` is `collection`, or belongs to it through the state's partOf facts, followed
+  // transitively (breadth-first, each node once, so cycles and long chains stay linear).
   bool part_of(const std::string& member, const std::string& collection) const {
     if (member == collection) return true;
     if (state_.part_of.empty()) return false;
-    std::vector<const std::string*> todo{&member}, seen;
-    while (!todo.empty() && seen.size() <= state_.part_of.size()) {
-      const std::string* m = todo.back();
-      todo.pop_back();
-      auto it = state_.part_of.find(*m);
-      seen.push_back(m);
+    std::vector<const std::string*> queue{&member};
+    std::unordered_set<std::string_view> seen{member};
+    for (size_t next = 0; next < queue.size(); ++next) {
+      auto it = state_.part_of.find(*queue[next]);
       if (it == state_.part_of.end()) continue;
       for (const std::string& c : it->second) {
         if (c == collection) return true;
-        bool visited = false;
-        for (const std::string* s : seen)
-          visited = visited || *s == c;
-        if (!visited) todo.push_back(&c);
+        if (seen.insert(c).second) queue.push_back(&c);
       }
     }
     return false;
@@ -87,10 +88,29 @@ class Evaluation {
   }
 
   // ---- constraints ----------------------------------------------------------------------------
+  //
+  // Constraints are decided in three-valued (Kleene) logic: a constraint whose left operand has
+  // no value, or whose values cannot be compared, is Unknown, and logical constraints combine
+  // Unknown as "could be either" (and: false wins; or: true wins; xone: more than one true is
+  // false). Only a whole top-level constraint is resolved, by the rule's restrictive reading
+  // (policy-eval.md rule 5): Unknown fails a permission's constraint and satisfies a
+  // prohibition's or a duty's. Resolving at the leaves instead would let xone turn the
+  // restrictive reading around.
 
+  // The top-level constraint `c`, resolved by `missing`.
   bool holds(const Constraint& c, Missing missing, Reasons* reasons) {
-    if (const auto* a = std::get_if<AtomicConstraint>(&c.node)) return atomic(*a, missing, reasons);
-    return logical(std::get<LogicalConstraint>(c.node), missing, reasons);
+    Truth t = truth(c, reasons);
+    if (t != Truth::kUnknown) return t == Truth::kTrue;
+    const bool h = missing == Missing::kHolds;
+    if constexpr (kExplain)
+      reasons->push_back(h ? "  ... so it is taken as satisfied (the restrictive reading)"
+                           : "  ... so it is taken as not satisfied");
+    return h;
+  }
+
+  Truth truth(const Constraint& c, Reasons* reasons) {
+    if (const auto* a = std::get_if<AtomicConstraint>(&c.node)) return atomic(*a, reasons);
+    return logical(std::get<LogicalConstraint>(c.node), reasons);
   }
 
   // All of `cs` hold. In explain mode every constraint is evaluated so that every failure is
@@ -102,15 +122,10 @@ class Evaluation {
       if constexpr (kExplain) {
         // Decide without words first; build the reasons only where they are kept.
         const bool quick = Evaluation<false>(request_, state_).holds(c, missing, nullptr);
-        if (!(quick ? successes : failures)) {
-          ok = ok && quick;
-          continue;
-        }
-        Reasons r;
-        bool h = holds(c, missing, &r);
-        Reasons* into = h ? successes : failures;
-        if (into) into->insert(into->end(), r.begin(), r.end());
-        ok = ok && h;
+        ok = ok && quick;
+        Reasons* into = quick ? successes : failures;
+        if (!into) continue;
+        holds(c, missing, into);
       } else {
         if (!holds(c, missing, nullptr)) return false;
       }
@@ -118,36 +133,43 @@ class Evaluation {
     return ok;
   }
 
-  bool logical(const LogicalConstraint& c, Missing missing, Reasons* reasons) {
+  Truth logical(const LogicalConstraint& c, Reasons* reasons) {
     using K = LogicalConstraint::Kind;
-    size_t satisfied = 0;
+    size_t satisfied = 0, unknown = 0;
     Reasons inner;
     for (const Constraint& operand : c.operands) {
-      bool h = holds(operand, missing, kExplain ? &inner : nullptr);
-      if (h) ++satisfied;
+      Truth t = truth(operand, kExplain ? &inner : nullptr);
+      satisfied += t == Truth::kTrue;
+      unknown += t == Truth::kUnknown;
       if constexpr (!kExplain) {
-        if (!h && (c.kind == K::kAnd || c.kind == K::kAndSequence)) return false;
-        if (h && c.kind == K::kOr) return true;
-        if (c.kind == K::kXone && satisfied > 1) return false;
+        if (t == Truth::kFalse && (c.kind == K::kAnd || c.kind == K::kAndSequence))
+          return Truth::kFalse;
+        if (t == Truth::kTrue && c.kind == K::kOr) return Truth::kTrue;
+        if (c.kind == K::kXone && satisfied > 1) return Truth::kFalse;
       }
     }
-    bool result = false;
     const size_t n = c.operands.size();
+    const size_t unsatisfied = n - satisfied - unknown;
+    Truth result = Truth::kFalse;
     switch (c.kind) {
       case K::kAnd:
       case K::kAndSequence:
-        result = satisfied == n;
+        result = unsatisfied > 0 ? Truth::kFalse : unknown > 0 ? Truth::kUnknown : Truth::kTrue;
         break;
       case K::kOr:
-        result = satisfied > 0;
+        result = satisfied > 0 ? Truth::kTrue : unknown > 0 ? Truth::kUnknown : Truth::kFalse;
         break;
       case K::kXone:
-        result = satisfied == 1;
+        result = satisfied > 1    ? Truth::kFalse
+                 : unknown > 0    ? Truth::kUnknown
+                 : satisfied == 1 ? Truth::kTrue
+                                  : Truth::kFalse;
         break;
     }
     if constexpr (kExplain) {
-      std::string head = to_string(c) + (result ? " satisfied: " : " not satisfied: ") +
+      std::string head = to_string(c) + " " + truth_text(result) + ": " +
                          std::to_string(satisfied) + " hold";
+      if (unknown) head += ", " + std::to_string(unknown) + " cannot be decided";
       if (c.kind == K::kXone) head += " (exactly one must)";
       reasons->push_back(std::move(head));
       // The operands' own reasons, indented; a long list is cut so that a reply stays readable.
@@ -160,34 +182,42 @@ class Evaluation {
     return result;
   }
 
-  bool atomic(const AtomicConstraint& c, Missing missing, Reasons* reasons) {
+  Truth atomic(const AtomicConstraint& c, Reasons* reasons) {
     const LeftValues left = left_value(c.left_operand);
     if (left.values.empty()) {
-      bool h = missing == Missing::kHolds;
-      if constexpr (kExplain) {
-        reasons->push_back(
-            "constraint " + to_string(c) +
-            (h ? " taken as satisfied: no value for " : " not satisfied: no value for ") +
-            std::string(display_term(c.left_operand)) + (h ? " (restrictive reading)" : ""));
-      }
-      return h;
+      if constexpr (kExplain)
+        reasons->push_back("constraint " + to_string(c) + " cannot be decided: no value for " +
+                           std::string(display_term(c.left_operand)));
+      return Truth::kUnknown;
     }
     std::optional<std::string> problem;  // why the values could not be compared
-    bool h = compare_values(c, left, problem);
+    Truth t = compare_values(c, left, problem);
     if constexpr (kExplain) {
       bool time = c.left_operand == kDateTimeIri;
-      std::string r = "constraint " + to_string(c) + (h ? " satisfied " : " not satisfied ") +
-                      (time ? "at " : "by ") + list_text(left.values, left.is_list);
+      std::string r = "constraint " + to_string(c) + " " + truth_text(t) +
+                      (time ? " at " : " by ") + list_text(left.values, left.is_list);
       if (problem) r += ": " + *problem;
       reasons->push_back(std::move(r));
     }
-    return h;
+    return t;
   }
 
-  bool compare_values(const AtomicConstraint& c, const LeftValues& left,
-                      std::optional<std::string>& problem) {
+  static std::string truth_text(Truth t) {
+    return t == Truth::kTrue    ? "satisfied"
+           : t == Truth::kFalse ? "not satisfied"
+                                : "cannot be decided";
+  }
+
+  Truth compare_values(const AtomicConstraint& c, const LeftValues& left,
+                       std::optional<std::string>& problem) {
     const std::span<const Value> lv = left.values;
     const std::vector<Value>& rv = c.right;
+    auto incomparable = [&](const Value& l, const Value& r) {
+      if constexpr (kExplain)
+        problem = "a " + std::string(kind_name(l.kind())) + " cannot be compared with a " +
+                  std::string(kind_name(r.kind()));
+      return Truth::kUnknown;
+    };
     switch (c.op) {
       case Operator::kEq:
       case Operator::kNeq:
@@ -198,77 +228,88 @@ class Evaluation {
         if (left.is_list) {
           if constexpr (kExplain)
             problem = std::string(operator_name(c.op)) + " compares one value, not a list";
-          return false;
+          return Truth::kFalse;
         }
         auto order = compare(lv.front(), rv.front());
-        if (!order) {
-          if constexpr (kExplain)
-            problem = "a " + std::string(kind_name(lv.front().kind())) +
-                      " cannot be compared with a " + std::string(kind_name(rv.front().kind()));
-          return false;
-        }
+        if (!order) return incomparable(lv.front(), rv.front());
         if (is_ordering(c.op) && *order == std::partial_ordering::unordered) {
           if constexpr (kExplain) problem = "the two values cannot be ordered";
-          return false;
+          return Truth::kUnknown;
         }
+        bool h = false;
         switch (c.op) {
-          case Operator::kEq:
-            return *order == std::partial_ordering::equivalent;
-          case Operator::kNeq:
-            return *order != std::partial_ordering::equivalent;
-          case Operator::kLt:
-            return *order == std::partial_ordering::less;
-          case Operator::kLteq:
-            return *order == std::partial_ordering::less ||
-                   *order == std::partial_ordering::equivalent;
-          case Operator::kGt:
-            return *order == std::partial_ordering::greater;
-          default:
-            return *order == std::partial_ordering::greater ||
-                   *order == std::partial_ordering::equivalent;
+          case Operator::kEq: h = *order == std::partial_ordering::equivalent; break;
+          case Operator::kNeq: h = *order != std::partial_ordering::equivalent; break;
+          case Operator::kLt: h = *order == std::partial_ordering::less; break;
+          case Operator::kLteq: h = *order == std::partial_ordering::less ||
+                                    *order == std::partial_ordering::equivalent; break;
+          case Operator::kGt: h = *order == std::partial_ordering::greater; break;
+          default: h = *order == std::partial_ordering::greater ||
+                       *order == std::partial_ordering::equivalent;
         }
+        return h ? Truth::kTrue : Truth::kFalse;
       }
       case Operator::kIsAnyOf:
-        for (const Value& l : lv)
-          for (const Value& r : rv)
-            if (same_value(l, r)) return true;
-        return false;
-      case Operator::kIsNoneOf:
-        for (const Value& l : lv)
-          for (const Value& r : rv)
-            if (same_value(l, r)) return false;
-        return true;
-      case Operator::kIsAllOf:
+      case Operator::kIsNoneOf: {
+        // Some left value equals some right value; Unknown when none does but a pair could not
+        // be compared.
+        const Value* bad_l = nullptr;
+        const Value* bad_r = nullptr;
+        bool found = false;
+        for (const Value& l : lv) {
+          for (const Value& r : rv) {
+            auto order = compare(l, r);
+            if (!order) {
+              bad_l = &l;
+              bad_r = &r;
+            } else if (*order == std::partial_ordering::equivalent) {
+              found = true;
+            }
+          }
+        }
+        if (!found && bad_l) return incomparable(*bad_l, *bad_r);
+        return found == (c.op == Operator::kIsAnyOf) ? Truth::kTrue : Truth::kFalse;
+      }
+      case Operator::kIsAllOf: {
+        // Every right value is among the left values.
+        Truth result = Truth::kTrue;
         for (const Value& r : rv) {
           bool found = false;
-          for (const Value& l : lv)
-            found = found || same_value(l, r);
-          if (!found) return false;
+          const Value* bad = nullptr;
+          for (const Value& l : lv) {
+            auto order = compare(l, r);
+            if (!order) bad = &l;
+            found = found || (order && *order == std::partial_ordering::equivalent);
+          }
+          if (found) continue;
+          if (!bad) return Truth::kFalse;
+          result = incomparable(*bad, r);
         }
-        return true;
+        return result;
+      }
       case Operator::kIsPartOf:  // every left value is part of one of the right values
         for (const Value& l : lv) {
           bool found = false;
           for (const Value& r : rv)
             found = found || part_of(l.text(), r.text());
-          if (!found) return false;
+          if (!found) return Truth::kFalse;
         }
-        return true;
+        return Truth::kTrue;
       case Operator::kHasPart:  // every left value has every right value as a part
         for (const Value& l : lv)
           for (const Value& r : rv)
-            if (!part_of(r.text(), l.text())) return false;
-        return true;
+            if (!part_of(r.text(), l.text())) return Truth::kFalse;
+        return Truth::kTrue;
       case Operator::kIsA:  // every left value is an instance of one of the right values
         for (const Value& l : lv) {
           bool found = false;
           for (const Value& r : rv)
             found = found || is_a(l.text(), r.text());
-          if (!found) return false;
+          if (!found) return Truth::kFalse;
         }
-        return true;
+        return Truth::kTrue;
     }
-    return false;
+    return Truth::kFalse;
   }
 
   // ---- matching -------------------------------------------------------------------------------
@@ -318,40 +359,52 @@ class Evaluation {
     if (kExplain || matched)
       matched =
           any_entity(rule.assignees, request_.party(), missing, "assignee", reasons) && matched;
-    const Action* action = nullptr;
-    if (kExplain || matched) {
-      bool action_ok = rule.actions.empty();
-      for (const Action& a : rule.actions) {
-        if (action_matches(a)) {
-          action = &a;
-          action_ok = true;
-          break;
-        }
+    bool action_ok = rule.actions.empty();
+    for (const Action& a : rule.actions) action_ok = action_ok || action_matches(a);
+    if constexpr (kExplain) {
+      if (!action_ok) {
+        std::string names;
+        for (const Action& a : rule.actions)
+          names += (names.empty() ? "" : ", ") + std::string(display_term(a.iri));
+        reasons->push_back("action " + std::string(display_term(request_.action())) + " is not " +
+                           names + " nor included in it");
       }
-      if constexpr (kExplain) {
-        if (!action_ok) {
-          std::string names;
-          for (const Action& a : rule.actions)
-            names += (names.empty() ? "" : ", ") + std::string(display_term(a.iri));
-          reasons->push_back("action " + std::string(display_term(request_.action())) + " is not " +
-                             names + " nor included in it");
-        }
-      }
-      matched = matched && action_ok;
     }
+    matched = matched && action_ok;
     if constexpr (kExplain) out->matched = matched;
     if (!matched) return false;
 
     Reasons successes;
     Reasons* why_applies = kExplain && rule.kind != RuleKind::kPermission ? &successes : nullptr;
     bool active = all_hold(rule.constraints, missing, reasons, why_applies);
-    if (action && (kExplain || active))
-      active = all_hold(action->refinements, missing, reasons, why_applies) && active;
+    if (kExplain || active) active = refinements_hold(rule, missing, reasons, why_applies) && active;
     if constexpr (kExplain) {
       out->active = active;
       if (active) out->reasons.insert(out->reasons.end(), successes.begin(), successes.end());
     }
     return active;
+  }
+
+  // When several of the rule's actions cover the request (read and use both cover read), the
+  // rule applies if the refinements of any one of them hold.
+  bool refinements_hold(const Rule& rule, Missing missing, Reasons* failures, Reasons* successes) {
+    Reasons fail_reasons;
+    for (const Action& a : rule.actions) {
+      if (!action_matches(a)) continue;
+      if constexpr (kExplain) {
+        Reasons ok_reasons;
+        if (all_hold(a.refinements, missing, &fail_reasons, successes ? &ok_reasons : nullptr)) {
+          if (successes) successes->insert(successes->end(), ok_reasons.begin(), ok_reasons.end());
+          return true;
+        }
+      } else {
+        if (all_hold(a.refinements, missing, nullptr, nullptr)) return true;
+      }
+    }
+    if (rule.actions.empty()) return true;
+    if constexpr (kExplain)
+      failures->insert(failures->end(), fail_reasons.begin(), fail_reasons.end());
+    return false;
   }
 
   // A duty (or obligation, remedy, consequence) is due when its constraints hold; the refinements

@@ -264,8 +264,12 @@ Value Value::infer(std::string text) {
 std::optional<std::partial_ordering> compare(const Value& a, const Value& b) {
   using K = Value::Kind;
   if (a.is_textual() || b.is_textual()) {
-    return a.text_ == b.text_ ? std::partial_ordering::equivalent
-                              : std::partial_ordering::unordered;
+    // Written the same, they are the same ("5" as xsd:string and the number 5); two texts that
+    // differ are different; a text and a number, time or duration that differ cannot be
+    // compared at all.
+    if (a.text_ == b.text_) return std::partial_ordering::equivalent;
+    if (a.is_textual() && b.is_textual()) return std::partial_ordering::unordered;
+    return std::nullopt;
   }
   if (a.kind_ != b.kind_) return std::nullopt;
   switch (a.kind_) {

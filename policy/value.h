@@ -69,9 +69,10 @@ class Value {
   Instant as_time() const { return time_; }
   const Duration& as_duration() const { return duration_; }
 
-  // Three-way comparison; nullopt when the two cannot be compared (a number and a time, two
-  // durations XML Schema leaves unordered, ordering two IRIs). Textual values compare equal or
-  // unequal by their text, also against a value of another kind written the same way.
+  // Three-way comparison. Textual values (IRIs, strings) compare equal or unordered by their
+  // text; a textual value written exactly like a value of another kind is equal to it. nullopt
+  // when the two cannot be compared: values of different kinds (a number and a time, a string
+  // and a number written differently). Durations XML Schema leaves unordered give unordered.
   friend std::optional<std::partial_ordering> compare(const Value& a, const Value& b);
   // Equality as the set operators and eq use it: false when incomparable.
   friend bool same_value(const Value& a, const Value& b);

@@ -97,9 +97,11 @@ TEST_CASE("a missing value takes the restrictive reading", "[evaluator]") {
   Request none = request_from(p, R"({"action": "read", "context": {"purpose": []}})");
   Decision d = decide(p, none, state_at("2024-01-01T00:00:00Z"));
   CHECK_FALSE(d.permit);
-  CHECK(has_reason(d.rules.at(0).reasons, "not satisfied: no value for purpose"));
-  CHECK(has_reason(d.rules.at(1).reasons,
-                   "taken as satisfied: no value for spatial (restrictive reading)"));
+  CHECK(has_reason(d.rules.at(0).reasons,
+                   "constraint purpose isNoneOf [urn:marketing] cannot be decided: no value for purpose"));
+  CHECK(has_reason(d.rules.at(0).reasons, "so it is taken as not satisfied"));
+  CHECK(has_reason(d.rules.at(1).reasons, "cannot be decided: no value for spatial"));
+  CHECK(has_reason(d.rules.at(1).reasons, "so it is taken as satisfied (the restrictive reading)"));
 
   Request given = request_from(
       p, R"({"action": "read", "context": {"purpose": "urn:research", "spatial": "de"}})");
@@ -188,4 +190,58 @@ TEST_CASE("explain prints the verdict and every rule", "[evaluator]") {
   CHECK(text.rfind("DENY  (policy urn:policy)", 0) == 0);
   CHECK(text.find("prohibition urn:proh: ACTIVE: forbids the request") != std::string::npos);
   CHECK(text.find("permission urn:perm: active and exercisable") != std::string::npos);
+}
+
+TEST_CASE("undecidable constraints are resolved as a whole, not leaf by leaf", "[evaluator]") {
+  // xone of two constraints without values: reading each leaf as satisfied would make the xone
+  // false and let the prohibition lapse; the restrictive reading applies to the whole.
+  Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"uid": "urn:perm", "action": "use"}],
+    "prohibition": [{"uid": "urn:proh", "action": "read", "constraint": [{"xone": [
+      {"leftOperand": "purpose", "operator": "eq", "rightOperand": "urn:a"},
+      {"leftOperand": "purpose", "operator": "eq", "rightOperand": "urn:b"}]}]}]})");
+  Request r = request_from(p, R"({"action": "read"})");
+  CHECK_FALSE(permits(p, r, state_at("2024-01-01T00:00:00Z")));
+  Decision d = decide(p, r, state_at("2024-01-01T00:00:00Z"));
+  CHECK_FALSE(d.permit);
+  CHECK(has_reason(d.rules.at(1).reasons,
+                   "xone of 2 constraints cannot be decided: 0 hold, 2 cannot be decided"));
+}
+
+TEST_CASE("values that cannot be compared never satisfy neq or isNoneOf", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"action": "read", "constraint": [
+      {"leftOperand": "count", "operator": "neq", "rightOperand": 5}]}],
+    "prohibition": [{"action": "read", "constraint": [
+      {"leftOperand": "ex:level", "operator": "isNoneOf", "rightOperand": [5, 6]}]}]})");
+  const auto now = state_at("2024-01-01T00:00:00Z");
+  // count "five" neq 5 cannot be decided: the permission's constraint fails.
+  CHECK_FALSE(permits(p, request_from(p, R"({"action": "read", "context": {"count": "five", "ex:level": 5}})"), now));
+  // "high" isNoneOf [5, 6] cannot be decided: the prohibition applies.
+  CHECK_FALSE(permits(p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": "high"}})"), now));
+  CHECK(permits(p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": 5}})"), now));
+}
+
+TEST_CASE("partOf is followed through long lists, chains and cycles", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p",
+    "permission": [{"action": "read", "assignee": {"@type": "PartyCollection", "@id": "urn:org"}}],
+    "prohibition": [{"action": "read", "assignee": {"@type": "PartyCollection", "@id": "urn:sanctioned"}}]})");
+  Request r = request_from(p, R"({"party": "urn:alice", "action": "read"})");
+  dsx::policy::State s = state_from(p, R"({"currentTime": "2024-01-01T00:00:00Z", "partOf": {
+      "urn:alice": ["urn:teamA", "urn:g1", "urn:g2", "urn:g3"], "urn:g1": ["urn:alice"],
+      "urn:teamA": ["urn:org"]}})");
+  CHECK(permits(p, r, s));
+  s.part_of["urn:g3"] = {"urn:x1"};
+  for (int i = 1; i < 5000; ++i)
+    s.part_of["urn:x" + std::to_string(i)] = {"urn:x" + std::to_string(i + 1)};
+  s.part_of["urn:x5000"] = {"urn:sanctioned"};
+  CHECK_FALSE(permits(p, r, s));  // five thousand links away, and still found
+  CHECK_FALSE(decide(p, r, s).permit);
+}
+
+TEST_CASE("a rule applies when any of its covering actions has its refinements met", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"action": "read"}],
+    "prohibition": [{"action": [{"rdf:value": {"@id": "odrl:read"}, "refinement": [
+      {"leftOperand": "purpose", "operator": "eq", "rightOperand": "urn:marketing"}]}, "use"]}]})");
+  Request r = request_from(p, R"({"action": "read", "context": {"purpose": "urn:research"}})");
+  CHECK_FALSE(permits(p, r, state_at("2024-01-01T00:00:00Z")));  // "use" covers read, unrefined
+  CHECK_FALSE(decide(p, r, state_at("2024-01-01T00:00:00Z")).permit);
 }
