@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
     // One clear line and status 2, as for any bad input (see docs/cli.md).
     std::cerr << "dsx: " << e.what() << " (run with --help for usage)\n";
     return 2;
+  } catch (const std::exception& e) {
+    // Nothing should get here (the libraries return errors); if it does, say so in one line.
+    std::cerr << "dsx: internal error: " << e.what() << "\n";
+    return 1;
   }
   return exit_status;
 }

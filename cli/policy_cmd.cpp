@@ -74,11 +74,10 @@ int run_eval(const EvalOptions& o) {
   }
 
   policy::Decision decision = policy::decide(*policy, *request, *state);
-  if (o.explain) {
-    std::cout << policy::explain(decision);
-  } else {
-    std::cout << policy::to_json(decision).dump(2) << "\n";
-  }
+  // Standard output always carries the one JSON object of the spec, so that scripts can rely
+  // on it; --explain adds the same decision as text for a reader, on standard error.
+  if (o.explain) std::cerr << policy::explain(decision);
+  std::cout << policy::to_json(decision).dump(2) << "\n";
   return 0;
 }
 
@@ -119,7 +118,9 @@ void add_policy_commands(CLI::App& app, int* exit_status) {
                 "the state of the world: {currentTime, partOf, types, duties, values};\n"
                 "without it (or without currentTime) the real clock is used")
       ->type_name("FILE");
-  e->add_flag("--explain", eval->explain, "print the decision and every rule's reasons as text");
+  e->add_flag("--explain", eval->explain,
+              "also print the decision and every rule's reasons as text, on standard error\n"
+              "(standard output keeps the JSON)");
   e->callback([eval, exit_status] { *exit_status = run_eval(*eval); });
 
   auto check = std::make_shared<CheckOptions>();

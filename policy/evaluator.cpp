@@ -21,13 +21,17 @@ Missing missing_for(RuleKind kind) {
   return kind == RuleKind::kPermission ? Missing::kFails : Missing::kHolds;
 }
 
+// The values a request supplied, for a reason; a long list is cut, so that a reply stays short
+// however many values the request declares.
 std::string list_text(std::span<const Value> values, bool as_list) {
   if (!as_list && values.size() == 1) return values.front().text();
+  constexpr size_t kMaxShown = 8;
   std::string out = "[";
-  for (size_t i = 0; i < values.size(); ++i) {
+  for (size_t i = 0; i < values.size() && i < kMaxShown; ++i) {
     if (i) out += ", ";
     out += values[i].text();
   }
+  if (values.size() > kMaxShown) out += ", ... and " + std::to_string(values.size() - kMaxShown) + " more";
   return out + "]";
 }
 

@@ -120,11 +120,27 @@ class Reader {
   bool failed() const { return !error_.is_ok(); }
 
   bool fail(const std::string& path, const std::string& message) {
-    if (error_.is_ok())
-      error_ =
-          Status::invalid_argument((path.empty() ? std::string("(root)") : path) + ": " + message);
+    if (error_.is_ok()) {
+      // One line, whatever the input: keys and values may hold control characters.
+      std::string text = (path.empty() ? std::string("(root)") : path) + ": " + message;
+      for (char& c : text)
+        if (static_cast<unsigned char>(c) < 0x20) c = '?';
+      error_ = Status::invalid_argument(std::move(text));
+    }
     return false;
   }
+
+  // Counts what the document makes the engine hold (values, parties, assets, actions, rules,
+  // with policy-level properties copied into each rule); refuses documents beyond kMaxItems, so
+  // a small hostile file cannot make the engine allocate gigabytes.
+  bool charge(const std::string& path, size_t n) {
+    used_ += n;
+    if (used_ <= kMaxItems) return true;
+    return fail(path, "too large: more than " + std::to_string(kMaxItems) +
+                          " values, parties, assets, actions and rules (with policy-level "
+                          "properties applied to every rule)");
+  }
+  size_t used() const { return used_; }
 
   // The member spelled `local`, `odrl:local` or with the full ODRL IRI; `path_out` gets the path
   // of the spelling found. Looked up by string_view in a stack buffer: no allocation per lookup.
@@ -161,11 +177,15 @@ class Reader {
     return true;
   }
 
-  // Calls fn(element, element_path) for a value or each element of an array.
+  // Calls fn(element, element_path) for a value or each element of an array. In JSON-LD an
+  // empty array is no value at all; where "no value" would widen a rule (no action, target or
+  // party matches any), it is refused instead.
+  enum class Empty { kNoValues, kRefused };
   template <typename Fn>
-  bool each(const json& v, const std::string& path, Fn&& fn) {
+  bool each(const json& v, const std::string& path, Fn&& fn, Empty empty = Empty::kRefused) {
     if (!v.is_array()) return fn(v, path);
-    if (v.empty()) return fail(path, "empty array");
+    if (v.empty() && empty == Empty::kRefused)
+      return fail(path, "empty array: leave the property out, or name at least one");
     for (size_t i = 0; i < v.size(); ++i)
       if (!fn(v[i], index(path, i))) return false;
     return true;
@@ -212,6 +232,8 @@ class Reader {
     if (is_xsd(type, "decimal") || is_xsd(type, "double") || is_xsd(type, "float")) {
       auto d = Decimal::parse(text);
       if (!d) return bad("number");
+      if (is_xsd(type, "decimal") && text.find_first_of("eE") != std::string::npos)
+        return bad("xsd:decimal (no exponent; use xsd:double)");
       out = Value::number(std::move(*d), text);
       return true;
     }
@@ -252,6 +274,7 @@ class Reader {
   // One scalar: a JSON string, number or boolean, {"@value": ..., "@type": ...} or {"@id": ...}.
   // `datatype` (a constraint's dataType) types a bare lexical form.
   bool scalar(const json& v, const std::string& path, const std::string& datatype, Value& out) {
+    if (!charge(path, 1)) return false;
     if (v.is_string()) {
       const auto& s = v.get_ref<const std::string&>();
       return datatype.empty() ? untyped_value(s, path, out) : typed_value(s, datatype, path, out);
@@ -304,12 +327,15 @@ class Reader {
 
   bool constraints(const json& v, const std::string& path, int depth,
                    std::vector<Constraint>& out) {
-    return each(v, path, [&](const json& c, const std::string& p) {
-      Constraint parsed;
-      if (!constraint(c, p, depth, parsed)) return false;
-      out.push_back(std::move(parsed));
-      return true;
-    });
+    return each(
+        v, path,
+        [&](const json& c, const std::string& p) {
+          Constraint parsed;
+          if (!constraint(c, p, depth, parsed)) return false;
+          out.push_back(std::move(parsed));
+          return true;
+        },
+        Empty::kNoValues);
   }
 
   bool constraint(const json& v, const std::string& path, int depth, Constraint& out) {
@@ -402,6 +428,11 @@ class Reader {
       return fail(child(path, "rightOperand"),
                   "missing (a constraint needs leftOperand, operator and rightOperand)");
     }
+    if (right->is_object() && right->contains("@list")) {  // a JSON-LD list: its members
+      right = &(*right)["@list"];
+      ro_path = child(ro_path, "@list");
+      if (!right->is_array()) return fail(ro_path, "expected an array");
+    }
     if (right->is_array()) {
       atomic.right_is_list = true;
       if (right->empty()) return fail(ro_path, "empty set");
@@ -428,12 +459,20 @@ class Reader {
   // The right operand must be usable with the operator and the left operand.
   bool check_operands(const AtomicConstraint& c, const std::string& path) {
     std::string_view op = operator_name(c.op);
+    const bool relation = c.op == Operator::kIsA || c.op == Operator::kHasPart ||
+                          c.op == Operator::kIsPartOf;
+    if (relation && left_operand_type(c.left_operand) != OperandType::kAny)
+      return fail(path, std::string(op) + " relates IRIs through the state's partOf and types facts; " +
+                            std::string(display_term(c.left_operand)) + " is not an IRI");
     if (!is_set_operator(c.op) && c.right.size() != 1)
       return fail(path, std::string(op) + " compares with one value, got a set of " +
                             std::to_string(c.right.size()) + " (use isAnyOf for a set)");
     for (size_t i = 0; i < c.right.size(); ++i) {
       const Value& v = c.right[i];
       std::string vp = c.right_is_list ? index(path, i) : path;
+      if (relation && !v.is_textual())
+        return fail(vp, std::string(op) + " needs an IRI, not the " +
+                            std::string(kind_name(v.kind())) + " " + quote_text(v.text()));
       if (is_ordering(c.op) && v.kind() != Value::Kind::kNumber && v.kind() != Value::Kind::kTime &&
           v.kind() != Value::Kind::kDuration)
         return fail(vp, std::string(op) + " needs a number, date/time or duration, not the " +
@@ -500,6 +539,7 @@ class Reader {
       } else {
         return fail(p, "expected an IRI or an object with @id, got " + excerpt(e));
       }
+      if (!charge(p, 1)) return false;
       out.push_back(std::move(entity));
       return true;
     });
@@ -536,6 +576,7 @@ class Reader {
         return fail(p, "expected an action IRI or object, got " + excerpt(a));
       }
       action.iri = canonical_action(action.iri);
+      if (!charge(p, 1)) return false;
       out.push_back(std::move(action));
       return true;
     });
@@ -548,22 +589,27 @@ class Reader {
     std::vector<Entity> targets, assignees, assigners;
     std::vector<Action> actions;
     std::vector<Constraint> constraints;
+    size_t cost = 0;  // what copying them into a rule costs, in charge() units
   };
 
   bool rules(const json& v, const std::string& path, RuleKind kind, const Defaults& defaults,
              int depth, std::vector<Rule>& out) {
-    return each(v, path, [&](const json& r, const std::string& p) {
-      Rule rule;
-      if (!this->rule(r, p, kind, defaults, depth, rule)) return false;
-      out.push_back(std::move(rule));
-      return true;
-    });
+    return each(
+        v, path,
+        [&](const json& r, const std::string& p) {
+          Rule rule;
+          if (!this->rule(r, p, kind, defaults, depth, rule)) return false;
+          out.push_back(std::move(rule));
+          return true;
+        },
+        Empty::kNoValues);
   }
 
   bool rule(const json& v, const std::string& path, RuleKind kind, const Defaults& defaults,
             int depth, Rule& out) {
     if (depth > kMaxDepth) return fail(path, "rules nested too deeply");
     if (!v.is_object()) return fail(path, "a rule must be an object, got " + excerpt(v));
+    if (!charge(path, 1)) return false;
     out.kind = kind;
     if (!optional_uid(v, path, out.id)) return false;
     out.has_uid = !out.id.empty();
@@ -572,6 +618,7 @@ class Reader {
     std::string p;
     const bool top_level = kind == RuleKind::kPermission || kind == RuleKind::kProhibition ||
                            kind == RuleKind::kObligation;
+    if (top_level && !charge(path, defaults.cost)) return false;  // the copies made below
     if (const json* m = member(v, "target", path, p)) {
       if (!entities(*m, p, "AssetCollection", out.targets)) return false;
     } else if (top_level) {
@@ -668,6 +715,7 @@ class Reader {
       return fail(p, "inheritFrom is not supported: merge the parent policy's rules into this one");
 
     Defaults defaults;
+    const size_t before_defaults = used();
     if (const json* m = member(doc, "target", "", p);
         m && !entities(*m, p, "AssetCollection", defaults.targets))
       return false;
@@ -682,6 +730,7 @@ class Reader {
     if (const json* m = member(doc, "constraint", "", p);
         m && !constraints(*m, p, 0, defaults.constraints))
       return false;
+    defaults.cost = used() - before_defaults;
 
     if (const json* m = member(doc, "permission", "", p);
         m && !rules(*m, p, RuleKind::kPermission, defaults, 0, out.permissions))
@@ -720,6 +769,10 @@ class Reader {
 
   bool context(const json& v, const std::string& path, Context& out) {
     if (!v.is_object()) return fail(path, "expected an object of left operand -> value");
+    // Context::set is a linear scan: a request declares a handful of values, not thousands.
+    constexpr size_t kMaxEntries = 1024;
+    if (v.size() > kMaxEntries)
+      return fail(path, "more than " + std::to_string(kMaxEntries) + " left operands");
     for (const auto& [key, value] : v.items()) {
       if (value.is_null()) continue;  // no value: the same as leaving it out
       std::string lo = prefixes_.expand_term(key);
@@ -751,12 +804,15 @@ class Reader {
     if (!v.is_object()) return fail(path, "expected an object of IRI -> [IRI, ...]");
     for (const auto& [key, value] : v.items()) {
       auto& list = out[prefixes_.expand_id(key)];
-      bool ok = each(value, child(path, key), [&](const json& e, const std::string& p) {
-        std::string iri;
-        if (!read_id(e, p, iri, false)) return false;
-        list.push_back(std::move(iri));
-        return true;
-      });
+      bool ok = each(
+          value, child(path, key),
+          [&](const json& e, const std::string& p) {
+            std::string iri;
+            if (!read_id(e, p, iri, false) || !charge(p, 1)) return false;
+            list.push_back(std::move(iri));
+            return true;
+          },
+          Empty::kNoValues);
       if (!ok) return false;
     }
     return true;
@@ -801,8 +857,11 @@ class Reader {
   }
 
  private:
+  static constexpr size_t kMaxItems = 100'000;
+
   const Prefixes& prefixes_;
   Status error_;
+  size_t used_ = 0;
 };
 
 // The prefixes a policy's @context defines, on top of the well-known ones.

@@ -166,8 +166,11 @@ std::optional<Duration> Duration::parse(std::string_view s) {
     }
   }
   if (!any) return std::nullopt;
-  constexpr Int128 kLimit = static_cast<Int128>(1) << 62;
-  if (months > kLimit || seconds > kLimit) return std::nullopt;
+  // A billion years either way; beyond that the calendar arithmetic of the comparison would
+  // overflow, and no policy means it.
+  constexpr Int128 kMaxMonths = static_cast<Int128>(12) * 1'000'000'000;
+  constexpr Int128 kMaxSeconds = static_cast<Int128>(1) << 62;
+  if (months > kMaxMonths || seconds > kMaxSeconds) return std::nullopt;
   Duration d;
   d.months = static_cast<int64_t>(negative ? -months : months);
   d.seconds = static_cast<int64_t>(negative ? -seconds : seconds);
@@ -192,8 +195,8 @@ std::partial_ordering operator<=>(const Duration& a, const Duration& b) {
     Int128 total = static_cast<Int128>(ref.year) * 12 + (ref.month - 1) + d.months;
     Int128 year = total >= 0 ? total / 12 : (total - 11) / 12;
     int64_t month = static_cast<int64_t>(total - year * 12) + 1;
-    // Reference days are always the 1st, so adding months never needs day clamping. Years this
-    // far out overflow days_from_civil's int64 only beyond 2^62 months, which parse rejects.
+    // Reference days are always the 1st, so adding months never needs day clamping; parse keeps
+    // months within a billion years, where days_from_civil cannot overflow.
     Int128 days = days_from_civil(static_cast<int64_t>(year), static_cast<unsigned>(month), 1);
     return days * 86400 * 1'000'000'000 + total_nanos(d);
   };

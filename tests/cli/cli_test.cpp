@@ -13,8 +13,10 @@ struct Run {
   std::string out;  // stdout and stderr together
 };
 
-Run run(const std::string& args) {
-  std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
+// Runs dsx with `args`; by default the output is stdout and stderr together, `redirect` chooses
+// otherwise (" 2>/dev/null": stdout only; " 2>&1 >/dev/null": stderr only).
+Run run(const std::string& args, const std::string& redirect = " 2>&1") {
+  std::string cmd = std::string(DSX_BINARY) + " " + args + redirect;
   FILE* pipe = popen(cmd.c_str(), "r");
   REQUIRE(pipe);
   std::string out;
@@ -65,10 +67,16 @@ TEST_CASE("eval prints a decision; --explain prints it readably", "[cli]") {
   CHECK(json.out.find("\"decision\": \"deny\"") != std::string::npos);
   CHECK(json.out.find("constraint dateTime lt 2018-01-01 not satisfied at 2019-12-19T15:00:00Z") !=
         std::string::npos);
+  // --explain adds text on standard error; standard output is still the JSON object.
   Run text = run("policy eval --explain --policy " + c + "policy.json --request " + c +
-                 "request.json --state " + c + "state.json");
+                 "request.json --state " + c + "state.json",
+                 " 2>/dev/null");
   CHECK(text.status == 0);
-  CHECK(text.out.rfind("DENY", 0) == 0);
+  CHECK(text.out == json.out);
+  Run both = run("policy eval --explain --policy " + c + "policy.json --request " + c +
+                 "request.json --state " + c + "state.json",
+                 " 2>&1 >/dev/null");
+  CHECK(both.out.rfind("DENY", 0) == 0);
 }
 
 TEST_CASE("check validates and prints the normalised policy", "[cli]") {

@@ -78,3 +78,12 @@ TEST_CASE("values of different kinds are not silently ordered", "[value]") {
   CHECK_FALSE(same_value(five, time));
   CHECK(same_value(Value::string("5"), five));  // textual: compared as written
 }
+
+TEST_CASE("durations beyond a billion years are refused, not wrapped", "[value]") {
+  CHECK_FALSE(Duration::parse("P300000000000000000Y"));
+  CHECK_FALSE(Duration::parse("P1000000001Y"));
+  auto far = Duration::parse("P999999999Y");
+  REQUIRE(far);
+  CHECK(dur("P1D") < *far);
+  CHECK(*far > dur("P11M"));
+}
