@@ -230,9 +230,12 @@ class Evaluation {
       case Operator::kGt:
       case Operator::kGteq: {
         if (left.is_list) {
+          // policy-eval.md rule 4: a list on the left fails these operators. It cannot be
+          // decided rather than false, so that wrapping a value in a list never lifts a
+          // prohibition or makes a duty not due.
           if constexpr (kExplain)
             problem = std::string(operator_name(c.op)) + " compares one value, not a list";
-          return Truth::kFalse;
+          return Truth::kUnknown;
         }
         auto order = compare(lv.front(), rv.front());
         if (!order) return incomparable(lv.front(), rv.front());

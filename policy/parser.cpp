@@ -365,6 +365,8 @@ class Reader {
     }
     std::string lo_path;
     const json* left = member(v, "leftOperand", path, lo_path);
+    if (!operands && !left && v.contains("@id") && v.size() == 1)
+      return fail(path, "constraint references by @id are not supported; write the constraint inline");
     if (operands) {
       if (left)
         return fail(lo_path,
@@ -687,7 +689,7 @@ class Reader {
         }
         return fail(p, "unknown policy type " +
                            quote_text(type.is_string() ? type.get<std::string>() : iri) +
-                           " (expected Set, Offer, Agreement or Policy)");
+                           " (expected Set, Offer, Agreement, Policy, Assertion, Privacy, Request or Ticket)");
       });
       if (!ok) return false;
     } else {

@@ -169,7 +169,7 @@ std::optional<Duration> Duration::parse(std::string_view s) {
   // A billion years either way; beyond that the calendar arithmetic of the comparison would
   // overflow, and no policy means it.
   constexpr Int128 kMaxMonths = static_cast<Int128>(12) * 1'000'000'000;
-  constexpr Int128 kMaxSeconds = static_cast<Int128>(1) << 62;
+  constexpr Int128 kMaxSeconds = static_cast<Int128>(366) * 86400 * 1'000'000'000;
   if (months > kMaxMonths || seconds > kMaxSeconds) return std::nullopt;
   Duration d;
   d.months = static_cast<int64_t>(negative ? -months : months);
