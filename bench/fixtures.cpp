@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "common/json.h"
 #include "common/time.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
@@ -130,7 +131,7 @@ Case make_case(std::string text, std::string_view request, std::string_view now,
                std::string_view name) {
   auto parsed = policy::parse_policy_text(text);
   if (!parsed) die(name, "policy: " + parsed.status().message());
-  auto doc = policy::parse_json_text(request);
+  auto doc = dsx::parse_json_text(request);
   if (!doc) die(name, "request: " + doc.status().message());
   auto req = policy::parse_request(*doc, parsed->prefixes);
   if (!req) die(name, "request: " + req.status().message());

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench/fixtures.h"
+#include "common/json.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
 
@@ -201,11 +202,11 @@ void register_benchmarks(const Fixtures& f) {
   });
   // The same, split: JSON text to nlohmann::json, and json to the compiled Policy.
   reg("parse2k/json_only", [&text, bytes](benchmark::State& s) {
-    run_batched(s, 1, [&] { DoNotOptimize(policy::parse_json_text(text)); });
+    run_batched(s, 1, [&] { DoNotOptimize(dsx::parse_json_text(text)); });
     s.SetBytesProcessed(s.iterations() * bytes);
   });
   reg("parse2k/compile_only", [&text](benchmark::State& s) {
-    const nlohmann::json doc = *policy::parse_json_text(text);
+    const nlohmann::json doc = *dsx::parse_json_text(text);
     run_batched(s, 1, [&] { DoNotOptimize(policy::parse_policy(doc)); });
   });
 }

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/files.h"
+#include "common/json.h"
 #include "policy/describe.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
@@ -29,7 +30,7 @@ std::string indent(const std::string& text, const std::string& by) {
 Result<nlohmann::json> example_json(const std::string& path) {
   std::string_view text = embedded_file(path);
   if (text.empty()) return Status::not_found("example file " + path + " is missing");
-  Result<nlohmann::json> doc = policy::parse_json_text(text);
+  Result<nlohmann::json> doc = dsx::parse_json_text(text);
   if (!doc) return Status::invalid_argument(path + ": " + doc.status().message());
   return doc;
 }

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   int exit_status = 0;
   dsx::cli::add_policy_commands(app, &exit_status);
   dsx::cli::add_demo_command(app, &exit_status);
+  dsx::cli::add_audit_commands(app, &exit_status);
 
   try {
     app.parse(argc, argv);

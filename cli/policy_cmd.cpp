@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/files.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "policy/describe.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
@@ -23,7 +24,7 @@ std::optional<nlohmann::json> load_json(const std::string& path) {
     std::cerr << "dsx: " << text.status().message() << "\n";
     return std::nullopt;
   }
-  Result<nlohmann::json> doc = policy::parse_json_text(*text);
+  Result<nlohmann::json> doc = dsx::parse_json_text(*text);
   if (!doc) {
     std::cerr << "dsx: " << path << ": " << doc.status().message() << "\n";
     return std::nullopt;

@@ -1,14 +1,17 @@
-// libFuzzer target for the policy engine's readers. Whatever the bytes, parsing must return a
-// value or an error, never crash, hang or leak (ASan/UBSan watch). When the bytes are a policy,
-// it is also evaluated against a fixed request, and the fast and explained decisions must agree.
+// libFuzzer target for the readers of untrusted JSON: policies, requests, states and audit
+// proofs. Whatever the bytes, parsing must return a value or an error, never crash, hang or leak
+// (ASan/UBSan watch). When the bytes are a policy, it is also evaluated against a fixed request,
+// and the fast and explained decisions must agree; when they are a proof, it is verified.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "common/json.h"
 #include "policy/describe.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
+#include "provenance/proof.h"
 
 namespace {
 
@@ -37,8 +40,9 @@ const nlohmann::json& state_doc() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto doc = parse_json_text(text);
+  auto doc = dsx::parse_json_text(text);
   if (!doc) return 0;
+  if (auto proof = dsx::provenance::parse_proof(*doc)) (void)dsx::provenance::verify(*proof);
   auto policy = parse_policy(*doc);
   // The same bytes as a request and as a state: their readers see hostile input too.
   (void)parse_request(*doc, Prefixes());

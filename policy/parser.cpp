@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/json.h"
+
 namespace dsx::policy {
 namespace {
 
@@ -44,35 +46,6 @@ std::string excerpt(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
-}
-
-// Deeper JSON than this is refused before it is parsed: nlohmann::json's serializer and our own
-// readers recurse, and hostile input must not exhaust the stack. Real policies nest < 20 levels.
-constexpr size_t kMaxJsonDepth = 100;
-
-// The byte offset where `text` nests deeper than kMaxJsonDepth, if it does. Brackets inside
-// strings do not count.
-std::optional<size_t> too_deep(std::string_view text) {
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return i;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return std::nullopt;
 }
 
 std::string odrl(std::string_view local) {
@@ -366,7 +339,8 @@ class Reader {
     std::string lo_path;
     const json* left = member(v, "leftOperand", path, lo_path);
     if (!operands && !left && v.contains("@id") && v.size() == 1)
-      return fail(path, "constraint references by @id are not supported; write the constraint inline");
+      return fail(path,
+                  "constraint references by @id are not supported; write the constraint inline");
     if (operands) {
       if (left)
         return fail(lo_path,
@@ -461,10 +435,11 @@ class Reader {
   // The right operand must be usable with the operator and the left operand.
   bool check_operands(const AtomicConstraint& c, const std::string& path) {
     std::string_view op = operator_name(c.op);
-    const bool relation = c.op == Operator::kIsA || c.op == Operator::kHasPart ||
-                          c.op == Operator::kIsPartOf;
+    const bool relation =
+        c.op == Operator::kIsA || c.op == Operator::kHasPart || c.op == Operator::kIsPartOf;
     if (relation && left_operand_type(c.left_operand) != OperandType::kAny)
-      return fail(path, std::string(op) + " relates IRIs through the state's partOf and types facts; " +
+      return fail(path, std::string(op) +
+                            " relates IRIs through the state's partOf and types facts; " +
                             std::string(display_term(c.left_operand)) + " is not an IRI");
     if (!is_set_operator(c.op) && c.right.size() != 1)
       return fail(path, std::string(op) + " compares with one value, got a set of " +
@@ -687,9 +662,10 @@ class Reader {
             return true;
           }
         }
-        return fail(p, "unknown policy type " +
-                           quote_text(type.is_string() ? type.get<std::string>() : iri) +
-                           " (expected Set, Offer, Agreement, Policy, Assertion, Privacy, Request or Ticket)");
+        return fail(
+            p,
+            "unknown policy type " + quote_text(type.is_string() ? type.get<std::string>() : iri) +
+                " (expected Set, Offer, Agreement, Policy, Assertion, Privacy, Request or Ticket)");
       });
       if (!ok) return false;
     } else {
@@ -935,22 +911,6 @@ std::string_view conflict_name(ConflictStrategy c) {
       return "invalid";
   }
   return "invalid";
-}
-
-Result<nlohmann::json> parse_json_text(std::string_view text) {
-  if (auto at = too_deep(text))
-    return Status::invalid_argument("invalid JSON at byte " + std::to_string(*at) +
-                                    ": nested deeper than " + std::to_string(kMaxJsonDepth) +
-                                    " levels");
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return Status::invalid_argument(
-        "invalid JSON at byte " + std::to_string(e.byte) + ": " +
-        std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
-  } catch (const std::exception& e) {
-    return Status::invalid_argument(std::string("invalid JSON: ") + e.what());
-  }
 }
 
 Result<Policy> parse_policy(const nlohmann::json& doc) {

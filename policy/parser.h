@@ -26,7 +26,4 @@ Result<Request> parse_request(const nlohmann::json& doc, const Prefixes& prefixe
 // The state of the world; `default_now` is used when it has no currentTime.
 Result<State> parse_state(const nlohmann::json& doc, const Prefixes& prefixes, Instant default_now);
 
-// Parses JSON text without throwing; the error names the byte offset.
-Result<nlohmann::json> parse_json_text(std::string_view text);
-
 }  // namespace dsx::policy
