@@ -1,0 +1,33 @@
+#pragma once
+// One provenance entry: who did what to which subjects, when, with what details (for a policy
+// decision: the decision and its reasons). Its bytes in the log are its RFC 8785 canonical JSON,
+//   {"action":"policy.decided","actor":"...","details":{...},"seq":12,"subjects":[...],
+//    "time":"2026-11-29T10:00:00Z"}
+// and its leaf hash is SHA-256(0x00 || those bytes). Plain value; functions are pure.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+
+namespace dsx::provenance {
+
+struct Entry {
+  uint64_t seq = 0;                   // its index in the log, assigned by the log
+  Instant time;                       // RFC 3339 UTC in the canonical form
+  std::string actor;                  // participant id
+  std::string action;                 // e.g. offer.published, policy.decided, transfer.completed
+  std::vector<std::string> subjects;  // ids of datasets, offers, agreements, transfers, ...
+  nlohmann::json details = nlohmann::json::object();
+};
+
+// The canonical bytes; an error when details hold what JCS cannot (NaN, huge integers).
+Result<std::string> canonical(const Entry& e);
+// Reads canonical (or any JSON) entry text back; an error names the field.
+Result<Entry> parse_entry(std::string_view text);
+
+}  // namespace dsx::provenance

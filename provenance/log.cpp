@@ -1,0 +1,366 @@
+// The provenance log's SQLite store.
+//
+// Layout (one file, WAL mode, synchronous=FULL):
+//   entries(idx INTEGER PRIMARY KEY, body TEXT, leaf BLOB)   -- leaf = SHA-256(0x00 || body)
+//   nodes(level, idx, hash) PRIMARY KEY (level, idx)          -- level k >= 1: the perfect
+//                                                              -- subtree of leaves
+//                                                              -- [idx * 2^k, (idx + 1) * 2^k)
+// Invariants: entries holds indices 0..size-1 without gaps; nodes holds exactly the perfect
+// subtrees those leaves complete; rows are only ever inserted. Both change in one transaction
+// per batch, so a crash leaves either the whole batch or none of it.
+//
+// The writer thread keeps the "frontier": for each level, the hash of the last completed perfect
+// subtree. A new leaf that is a right child combines with the frontier of its level, and so on
+// upwards, so an append costs O(log n) hashes and inserts and reads nothing back.
+#include "provenance/log.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace dsx::provenance {
+namespace {
+
+constexpr size_t kMaxBatch = 4096;    // entries per transaction
+constexpr size_t kMaxQueued = 65536;  // appends waiting; beyond this append() waits
+
+Status sqlite_error(sqlite3* db, const std::string& what) {
+  return Status::internal(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// A prepared statement, finalized on destruction.
+class Statement {
+ public:
+  Statement() = default;
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Status prepare(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
+      return sqlite_error(db, std::string("preparing ") + sql);
+    return Status::ok();
+  }
+  sqlite3_stmt* get() const { return stmt_; }
+  void reset() const {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+void bind_u64(sqlite3_stmt* s, int i, uint64_t v) {
+  sqlite3_bind_int64(s, i, static_cast<sqlite3_int64>(v));
+}
+
+void bind_hash(sqlite3_stmt* s, int i, const Hash& h) {
+  sqlite3_bind_blob(s, i, h.data(), static_cast<int>(h.size()), SQLITE_TRANSIENT);
+}
+
+bool column_hash(sqlite3_stmt* s, int i, Hash& out) {
+  if (sqlite3_column_bytes(s, i) != static_cast<int>(out.size())) return false;
+  const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, i));
+  std::copy(p, p + out.size(), out.begin());
+  return true;
+}
+
+struct Pending {
+  Entry entry;
+  std::promise<Result<Receipt>> done;
+};
+
+}  // namespace
+
+class Log::Impl final : public TreeReader {
+ public:
+  ~Impl() override {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    // The statements are finalized after this body runs (members); close_v2 waits for them.
+    sqlite3_close_v2(db_);
+  }
+
+  Status open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK)
+      return sqlite_error(db_, "opening the log " + path);
+    sqlite3_busy_timeout(db_, 5000);
+    const char* schema =
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=FULL;"
+        "CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, body TEXT NOT NULL,"
+        "  leaf BLOB NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;";
+    if (sqlite3_exec(db_, schema, nullptr, nullptr, nullptr) != SQLITE_OK)
+      return sqlite_error(db_, "preparing the log " + path);
+    for (auto [stmt, sql] :
+         {std::pair{&insert_entry_, "INSERT INTO entries(idx, body, leaf) VALUES(?, ?, ?)"},
+          std::pair{&insert_node_, "INSERT INTO nodes(level, idx, hash) VALUES(?, ?, ?)"},
+          std::pair{&select_leaf_, "SELECT leaf FROM entries WHERE idx = ?"},
+          std::pair{&select_node_, "SELECT hash FROM nodes WHERE level = ? AND idx = ?"},
+          std::pair{&select_body_, "SELECT body FROM entries WHERE idx = ?"}}) {
+      if (Status s = stmt->prepare(db_, sql); !s) return s;
+    }
+    // The size, and the frontier the writer continues from.
+    Statement count;
+    if (Status s = count.prepare(db_, "SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM entries");
+        !s)
+      return s;
+    if (sqlite3_step(count.get()) != SQLITE_ROW) return sqlite_error(db_, "reading the log size");
+    const auto rows = static_cast<uint64_t>(sqlite3_column_int64(count.get(), 0));
+    const auto next = static_cast<uint64_t>(sqlite3_column_int64(count.get(), 1));
+    if (rows != next)
+      return Status::failed_precondition(
+          "the log " + path + " is damaged: " + std::to_string(rows) +
+          " entries but indices up to " + std::to_string(next) + " (run dsx audit verify)");
+    size_ = rows;
+    for (size_t level = 0; (rows >> level) > 0; ++level) {
+      auto h = node(level, (rows >> level) - 1);
+      if (!h) return h.status();
+      frontier_.push_back(*h);
+    }
+    writer_ = std::thread([this] { write_loop(); });
+    return Status::ok();
+  }
+
+  Result<Receipt> append(Entry e) {
+    auto pending = std::make_unique<Pending>();
+    pending->entry = std::move(e);
+    auto result = pending->done.get_future();
+    {
+      std::unique_lock lock(queue_mutex_);
+      space_cv_.wait(lock, [this] { return queue_.size() < kMaxQueued || stopping_; });
+      if (stopping_) return Status::failed_precondition("the log is closing");
+      queue_.push_back(std::move(pending));
+    }
+    queue_cv_.notify_one();
+    return result.get();
+  }
+
+  uint64_t size() const override { return size_.load(); }
+
+  Hash range_hash(uint64_t begin, uint64_t end) const override {
+    const uint64_t n = end - begin;
+    if (std::has_single_bit(n) && begin % n == 0) {
+      auto h = node(static_cast<size_t>(std::countr_zero(n)), begin / n);
+      if (h) return *h;
+      read_error_ = h.status();
+      return Hash{};
+    }
+    const uint64_t k = std::bit_floor(n - 1);
+    return node_hash(range_hash(begin, begin + k), range_hash(begin + k, end));
+  }
+
+  // Runs fn (which reads the tree) and turns a read error during it into an error result.
+  template <typename T, typename Fn>
+  Result<T> reading(Fn&& fn) const {
+    std::lock_guard lock(read_mutex_);
+    read_error_ = Status::ok();
+    T value = fn();
+    if (!read_error_.is_ok()) return read_error_;
+    return value;
+  }
+
+  Result<std::string> entry_text(uint64_t index) const {
+    std::lock_guard lock(db_mutex_);
+    select_body_.reset();
+    bind_u64(select_body_.get(), 1, index);
+    if (sqlite3_step(select_body_.get()) != SQLITE_ROW)
+      return Status::not_found("no entry " + std::to_string(index));
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select_body_.get(), 0));
+    return std::string(text ? text : "");
+  }
+
+ private:
+  // The hash of a perfect subtree: level 0 is a leaf.
+  Result<Hash> node(size_t level, uint64_t index) const {
+    std::lock_guard lock(db_mutex_);
+    const Statement& stmt = level == 0 ? select_leaf_ : select_node_;
+    stmt.reset();
+    if (level == 0) {
+      bind_u64(stmt.get(), 1, index);
+    } else {
+      bind_u64(stmt.get(), 1, level);
+      bind_u64(stmt.get(), 2, index);
+    }
+    Hash h{};
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW || !column_hash(stmt.get(), 0, h))
+      return Status::failed_precondition("the log is damaged: no hash for level " +
+                                         std::to_string(level) + " index " + std::to_string(index) +
+                                         " (run dsx audit verify)");
+    return h;
+  }
+
+  void write_loop() {
+    for (;;) {
+      std::vector<std::unique_ptr<Pending>> batch;
+      {
+        std::unique_lock lock(queue_mutex_);
+        queue_cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;  // stopping, and everything was written
+        while (!queue_.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      space_cv_.notify_all();
+      write_batch(batch);
+    }
+  }
+
+  // Writes one batch in one transaction, then answers every caller in it.
+  void write_batch(std::vector<std::unique_ptr<Pending>>& batch) {
+    std::vector<std::optional<Result<Receipt>>> results(batch.size());
+    std::vector<Hash> frontier = frontier_;
+    uint64_t n = size_.load();
+    Status failure;
+    {
+      std::lock_guard lock(db_mutex_);
+      if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        failure = sqlite_error(db_, "starting a transaction");
+      for (size_t i = 0; i < batch.size() && failure.is_ok(); ++i) {
+        Entry& e = batch[i]->entry;
+        e.seq = n;
+        Result<std::string> body = canonical(e);
+        if (!body) {
+          results[i] = body.status();  // this entry only; it takes no index
+          continue;
+        }
+        const Hash leaf = leaf_hash(*body);
+        if (Status s = insert(n, *body, leaf, frontier); !s) {
+          failure = s;
+          break;
+        }
+        results[i] = Receipt{n, leaf};
+        ++n;
+      }
+      if (failure.is_ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+        failure = sqlite_error(db_, "committing");
+      if (!failure.is_ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    if (failure.is_ok()) {
+      frontier_ = std::move(frontier);
+      size_.store(n);
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!failure.is_ok() && (!results[i] || results[i]->is_ok()))
+        batch[i]->done.set_value(failure);
+      else
+        batch[i]->done.set_value(std::move(*results[i]));
+    }
+  }
+
+  // Inserts leaf `index` and every perfect subtree it completes; updates `frontier`.
+  Status insert(uint64_t index, const std::string& body, const Hash& leaf,
+                std::vector<Hash>& frontier) {
+    insert_entry_.reset();
+    bind_u64(insert_entry_.get(), 1, index);
+    sqlite3_bind_text(insert_entry_.get(), 2, body.data(), static_cast<int>(body.size()),
+                      SQLITE_STATIC);
+    bind_hash(insert_entry_.get(), 3, leaf);
+    if (sqlite3_step(insert_entry_.get()) != SQLITE_DONE)
+      return sqlite_error(db_, "writing entry " + std::to_string(index));
+    Hash current = leaf;
+    uint64_t idx = index;
+    for (size_t level = 0;; ++level) {
+      if (frontier.size() <= level) frontier.resize(level + 1);
+      if (idx % 2 == 0) {  // a left child: the parent is not complete yet
+        frontier[level] = current;
+        return Status::ok();
+      }
+      const Hash parent = node_hash(frontier[level], current);
+      frontier[level] = current;
+      idx /= 2;
+      insert_node_.reset();
+      bind_u64(insert_node_.get(), 1, level + 1);
+      bind_u64(insert_node_.get(), 2, idx);
+      bind_hash(insert_node_.get(), 3, parent);
+      if (sqlite3_step(insert_node_.get()) != SQLITE_DONE)
+        return sqlite_error(db_, "writing a tree node");
+      current = parent;
+    }
+  }
+
+  sqlite3* db_ = nullptr;
+  mutable std::mutex db_mutex_;  // guards db_ and the statements
+  Statement insert_entry_, insert_node_, select_leaf_, select_node_, select_body_;
+
+  std::atomic<uint64_t> size_{0};  // committed entries
+  std::vector<Hash> frontier_;     // writer thread only (after open)
+
+  mutable std::mutex read_mutex_;  // one proof at a time reports read errors through read_error_
+  mutable Status read_error_;
+
+  std::mutex queue_mutex_;  // guards queue_ and stopping_
+  std::condition_variable queue_cv_, space_cv_;
+  std::deque<std::unique_ptr<Pending>> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Log::~Log() = default;
+
+Result<std::unique_ptr<Log>> Log::open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  if (Status s = impl->open(path); !s) return s;
+  return std::unique_ptr<Log>(new Log(std::move(impl)));
+}
+
+Result<Receipt> Log::append(Entry e) {
+  return impl_->append(std::move(e));
+}
+
+uint64_t Log::size() const {
+  return impl_->size();
+}
+
+Result<Hash> Log::root(uint64_t size) const {
+  if (size > impl_->size())
+    return Status::invalid_argument("the log has fewer entries than " + std::to_string(size));
+  return impl_->reading<Hash>([&] { return provenance::root(*impl_, size); });
+}
+
+Result<InclusionProof> Log::prove_inclusion(uint64_t index, uint64_t size) const {
+  if (index >= size || size > impl_->size())
+    return Status::invalid_argument("no entry " + std::to_string(index) + " in a tree of size " +
+                                    std::to_string(size) + " (the log has " +
+                                    std::to_string(impl_->size()) + ")");
+  return impl_->reading<InclusionProof>([&] {
+    return InclusionProof{index, size, provenance::root(*impl_, size),
+                          impl_->range_hash(index, index + 1),
+                          inclusion_proof(*impl_, index, size)};
+  });
+}
+
+Result<ConsistencyProof> Log::prove_consistency(uint64_t first, uint64_t second) const {
+  if (first == 0 || first > second || second > impl_->size())
+    return Status::invalid_argument("no consistency proof from size " + std::to_string(first) +
+                                    " to " + std::to_string(second) + " (the log has " +
+                                    std::to_string(impl_->size()) + ")");
+  return impl_->reading<ConsistencyProof>([&] {
+    return ConsistencyProof{first, second, provenance::root(*impl_, first),
+                            provenance::root(*impl_, second),
+                            consistency_proof(*impl_, first, second)};
+  });
+}
+
+Result<std::string> Log::entry_text(uint64_t index) const {
+  return impl_->entry_text(index);
+}
+
+}  // namespace dsx::provenance

@@ -1,0 +1,53 @@
+#pragma once
+// Log: the append-only provenance log over a SQLite file. Entries and the hashes of every
+// perfect subtree of the Merkle tree live in the same file, so roots and proofs are read, never
+// recomputed from the entries.
+//
+// Appends are group-committed: any number of threads call append(); one writer thread takes
+// whatever has queued up, writes it in one transaction (WAL, synchronous=FULL) and only then
+// answers each caller with its receipt, so a returned append is durable and many appends share
+// one fsync. The queue is bounded: when it is full, append() waits (backpressure).
+//
+// Thread-safe: every method may be called from any thread. Blocking (disk) work: never call from
+// an I/O thread. The log never rewrites or deletes an entry.
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "provenance/entry.h"
+#include "provenance/merkle.h"
+#include "provenance/proof.h"
+
+namespace dsx::provenance {
+
+struct Receipt {
+  uint64_t index = 0;  // the entry's seq and leaf index
+  Hash leaf_hash{};
+};
+
+class Log {
+ public:
+  // Opens (creating if needed) the log at `path`.
+  static Result<std::unique_ptr<Log>> open(const std::string& path);
+  ~Log();  // finishes the queued appends, then closes
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Appends `e` (its seq is assigned here) and returns once it is durable.
+  Result<Receipt> append(Entry e);
+
+  uint64_t size() const;
+  Result<Hash> root(uint64_t size) const;
+  Result<InclusionProof> prove_inclusion(uint64_t index, uint64_t size) const;
+  Result<ConsistencyProof> prove_consistency(uint64_t first, uint64_t second) const;
+  Result<std::string> entry_text(uint64_t index) const;  // the canonical bytes
+
+  class Impl;
+
+ private:
+  explicit Log(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsx::provenance

@@ -1,0 +1,168 @@
+#include "provenance/log.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+using namespace dsx::provenance;
+
+namespace {
+
+// A fresh log file in a temporary folder, removed afterwards.
+struct TempLog {
+  std::filesystem::path dir;
+  std::string path;
+  TempLog() {
+    static std::atomic<int> counter{0};
+    dir = std::filesystem::temp_directory_path() /
+          ("dsx-log-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(dir);
+    path = (dir / "log.db").string();
+  }
+  ~TempLog() { std::filesystem::remove_all(dir); }
+};
+
+Entry entry(int i, const std::string& actor = "urn:dsx:participant:alice") {
+  Entry e;
+  e.time = dsx::Instant{1'700'000'000 + i, 0};
+  e.actor = actor;
+  e.action = "policy.decided";
+  e.subjects = {"urn:dsx:offer:" + std::to_string(i)};
+  e.details = {{"decision", i % 2 ? "permit" : "deny"},
+               {"reasons", {"reason " + std::to_string(i)}}};
+  return e;
+}
+
+std::unique_ptr<Log> open_log(const std::string& path) {
+  auto log = Log::open(path);
+  INFO(log.status().message());
+  REQUIRE(log);
+  return std::move(*log);
+}
+
+}  // namespace
+
+TEST_CASE("a log's roots and proofs match a tree built from its entries", "[log]") {
+  TempLog tmp;
+  auto log = open_log(tmp.path);
+  MemoryTree model;
+  for (int i = 0; i < 100; ++i) {
+    auto receipt = log->append(entry(i));
+    REQUIRE(receipt);
+    CHECK(receipt->index == static_cast<uint64_t>(i));
+    auto text = log->entry_text(receipt->index);
+    REQUIRE(text);
+    CHECK(leaf_hash(*text) == receipt->leaf_hash);
+    auto parsed = parse_entry(*text);
+    REQUIRE(parsed);
+    CHECK(parsed->seq == static_cast<uint64_t>(i));
+    model.append(receipt->leaf_hash);
+  }
+  REQUIRE(log->size() == 100);
+  for (uint64_t size : {1u, 2u, 7u, 64u, 99u, 100u}) {
+    CHECK(*log->root(size) == root(model, size));
+    for (uint64_t i = 0; i < size; i += 13) {
+      auto p = log->prove_inclusion(i, size);
+      REQUIRE(p);
+      CHECK(verify(Proof{*p}).is_ok());
+    }
+    for (uint64_t first = 1; first <= size; first += 9) {
+      auto c = log->prove_consistency(first, size);
+      REQUIRE(c);
+      CHECK(verify(Proof{*c}).is_ok());
+    }
+  }
+  CHECK_FALSE(log->prove_inclusion(100, 100));
+  CHECK_FALSE(log->root(101));
+}
+
+TEST_CASE("concurrent appends are group-committed, each durable and numbered once", "[log]") {
+  TempLog tmp;
+  auto log = open_log(tmp.path);
+  constexpr int kThreads = 8, kEach = 250;
+  std::vector<std::vector<Receipt>> receipts(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = log->append(entry(t * kEach + i, "urn:dsx:participant:" + std::to_string(t)));
+        if (!r) {
+          ++failures;
+          continue;
+        }
+        receipts[static_cast<size_t>(t)].push_back(*r);
+      }
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  REQUIRE(failures == 0);
+  std::set<uint64_t> indices;
+  for (const auto& rs : receipts)
+    for (const Receipt& r : rs)
+      indices.insert(r.index);
+  CHECK(indices.size() == kThreads * kEach);
+  CHECK(*indices.rbegin() == kThreads * kEach - 1);
+  CHECK(log->size() == kThreads * kEach);
+  for (const auto& rs : receipts) {
+    const Receipt& r = rs[rs.size() / 2];
+    auto p = log->prove_inclusion(r.index, log->size());
+    REQUIRE(p);
+    CHECK(p->leaf_hash == r.leaf_hash);
+    CHECK(verify(Proof{*p}).is_ok());
+  }
+}
+
+TEST_CASE("a reopened log continues where it stopped", "[log]") {
+  TempLog tmp;
+  dsx::provenance::Hash root37{};
+  {
+    auto log = open_log(tmp.path);
+    for (int i = 0; i < 37; ++i)
+      REQUIRE(log->append(entry(i)));
+    root37 = *log->root(37);
+  }
+  auto log = open_log(tmp.path);
+  CHECK(log->size() == 37);
+  CHECK(*log->root(37) == root37);
+  for (int i = 37; i < 80; ++i)
+    REQUIRE(log->append(entry(i))->index == static_cast<uint64_t>(i));
+  auto c = log->prove_consistency(37, 80);
+  REQUIRE(c);
+  CHECK(c->first_root == root37);
+  CHECK(verify(Proof{*c}).is_ok());
+}
+
+TEST_CASE("an entry JCS cannot hold is refused and takes no index", "[log]") {
+  TempLog tmp;
+  auto log = open_log(tmp.path);
+  Entry bad = entry(0);
+  bad.details["ratio"] = std::nan("");
+  CHECK_FALSE(log->append(bad));
+  CHECK(log->append(entry(1))->index == 0);
+}
+
+TEST_CASE("opening a log with a deleted row refuses it", "[log]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp.path);
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(log->append(entry(i)));
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DELETE FROM entries WHERE idx = 4", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(db);
+  auto log = Log::open(tmp.path);
+  REQUIRE_FALSE(log);
+  CHECK(log.status().message().find("is damaged: 9 entries but indices up to 10") !=
+        std::string::npos);
+}
