@@ -5,9 +5,13 @@
 //   nodes(level, idx, hash) PRIMARY KEY (level, idx)          -- level k >= 1: the perfect
 //                                                              -- subtree of leaves
 //                                                              -- [idx * 2^k, (idx + 1) * 2^k)
+//   checkpoints(size INTEGER PRIMARY KEY, body TEXT)          -- signed, JSON (checkpoint.h)
 // Invariants: entries holds indices 0..size-1 without gaps; nodes holds exactly the perfect
 // subtrees those leaves complete; rows are only ever inserted. Both change in one transaction
-// per batch, so a crash leaves either the whole batch or none of it.
+// per batch, together with the checkpoint signed over the batch's new root, so a crash leaves
+// either the whole batch and its checkpoint or none of it, and the latest checkpoint always
+// covers every entry. Opening checks that: the root rebuilt from the stored subtrees must be
+// the latest checkpoint's, signed by this log's key.
 //
 // The writer thread keeps the "frontier": for each level, the hash of the last completed perfect
 // subtree. A new leaf that is a right child combines with the frontier of its level, and so on
@@ -23,6 +27,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 namespace dsx::provenance {
@@ -73,6 +78,17 @@ bool column_hash(sqlite3_stmt* s, int i, Hash& out) {
   return true;
 }
 
+// The root of the first n leaves from the frontier: the perfect subtrees of n's binary
+// decomposition, combined from the smallest (rightmost) to the largest.
+Hash root_from_frontier(const std::vector<Hash>& frontier, uint64_t n) {
+  if (n == 0) return empty_root();
+  const auto low = static_cast<size_t>(std::countr_zero(n));
+  Hash r = frontier[low];
+  for (size_t k = low + 1; k < 64 && (n >> k) != 0; ++k)
+    if ((n >> k) & 1) r = node_hash(frontier[k], r);
+  return r;
+}
+
 struct Pending {
   Entry entry;
   std::promise<Result<Receipt>> done;
@@ -93,6 +109,9 @@ class Log::Impl final : public TreeReader {
     sqlite3_close_v2(db_);
   }
 
+  Impl(SigningKey key, std::string name, const Clock& clock)
+      : key_(std::move(key)), name_(std::move(name)), clock_(clock) {}
+
   Status open(const std::string& path) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
         SQLITE_OK)
@@ -104,7 +123,8 @@ class Log::Impl final : public TreeReader {
         "CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, body TEXT NOT NULL,"
         "  leaf BLOB NOT NULL);"
         "CREATE TABLE IF NOT EXISTS nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
-        "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;";
+        "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, body TEXT NOT NULL);";
     if (sqlite3_exec(db_, schema, nullptr, nullptr, nullptr) != SQLITE_OK)
       return sqlite_error(db_, "preparing the log " + path);
     for (auto [stmt, sql] :
@@ -112,7 +132,10 @@ class Log::Impl final : public TreeReader {
           std::pair{&insert_node_, "INSERT INTO nodes(level, idx, hash) VALUES(?, ?, ?)"},
           std::pair{&select_leaf_, "SELECT leaf FROM entries WHERE idx = ?"},
           std::pair{&select_node_, "SELECT hash FROM nodes WHERE level = ? AND idx = ?"},
-          std::pair{&select_body_, "SELECT body FROM entries WHERE idx = ?"}}) {
+          std::pair{&select_body_, "SELECT body FROM entries WHERE idx = ?"},
+          std::pair{&insert_checkpoint_, "INSERT INTO checkpoints(size, body) VALUES(?, ?)"},
+          std::pair{&select_checkpoint_,
+                    "SELECT body FROM checkpoints ORDER BY size DESC LIMIT 1"}}) {
       if (Status s = stmt->prepare(db_, sql); !s) return s;
     }
     // The size, and the frontier the writer continues from.
@@ -133,9 +156,27 @@ class Log::Impl final : public TreeReader {
       if (!h) return h.status();
       frontier_.push_back(*h);
     }
+    if (Status s = check_against_checkpoint(path); !s) return s;
     writer_ = std::thread([this] { write_loop(); });
     return Status::ok();
   }
+
+  Result<Checkpoint> latest_checkpoint() const {
+    std::lock_guard lock(db_mutex_);
+    select_checkpoint_.reset();
+    if (sqlite3_step(select_checkpoint_.get()) != SQLITE_ROW)
+      return Status::not_found("the log has no checkpoint yet");
+    const auto* text =
+        reinterpret_cast<const char*>(sqlite3_column_text(select_checkpoint_.get(), 0));
+    auto doc = nlohmann::json::parse(text ? text : "", nullptr, false);
+    auto c = parse_checkpoint(doc);
+    if (!c)
+      return Status::failed_precondition("the latest checkpoint is unreadable: " +
+                                         c.status().message());
+    return c;
+  }
+
+  const SigningKey& key() const { return key_; }
 
   Result<Receipt> append(Entry e) {
     auto pending = std::make_unique<Pending>();
@@ -205,6 +246,28 @@ class Log::Impl final : public TreeReader {
     return h;
   }
 
+  // The stored tree must be the one the latest checkpoint signed.
+  Status check_against_checkpoint(const std::string& path) {
+    const uint64_t size = size_.load();
+    auto damaged = [&](const std::string& what) {
+      return Status::failed_precondition("the log " + path + " is damaged: " + what +
+                                         "; it will not be appended to (run dsx audit verify)");
+    };
+    auto c = latest_checkpoint();
+    if (!c) {
+      if (size == 0 && c.status().code() == Status::Code::kNotFound) return Status::ok();
+      return damaged(std::to_string(size) + " entries, but " + c.status().message());
+    }
+    if (Status s = verify_checkpoint(*c, key_.public_key()); !s)
+      return damaged("its latest checkpoint is " + s.message());
+    if (c->tree_size != size)
+      return damaged("it holds " + std::to_string(size) +
+                     " entries but its latest checkpoint signs " + std::to_string(c->tree_size));
+    if (root_from_frontier(frontier_, size) != c->root)
+      return damaged("its tree does not have the root its latest checkpoint signs");
+    return Status::ok();
+  }
+
   void write_loop() {
     for (;;) {
       std::vector<std::unique_ptr<Pending>> batch;
@@ -247,6 +310,17 @@ class Log::Impl final : public TreeReader {
         }
         results[i] = Receipt{n, leaf};
         ++n;
+      }
+      if (failure.is_ok() && n > size_.load()) {
+        const Checkpoint c =
+            sign_checkpoint(name_, n, root_from_frontier(frontier, n), clock_.now(), key_);
+        const std::string body = to_json(c).dump();
+        insert_checkpoint_.reset();
+        bind_u64(insert_checkpoint_.get(), 1, n);
+        sqlite3_bind_text(insert_checkpoint_.get(), 2, body.data(), static_cast<int>(body.size()),
+                          SQLITE_STATIC);
+        if (sqlite3_step(insert_checkpoint_.get()) != SQLITE_DONE)
+          failure = sqlite_error(db_, "writing a checkpoint");
       }
       if (failure.is_ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
         failure = sqlite_error(db_, "committing");
@@ -297,7 +371,12 @@ class Log::Impl final : public TreeReader {
 
   sqlite3* db_ = nullptr;
   mutable std::mutex db_mutex_;  // guards db_ and the statements
-  Statement insert_entry_, insert_node_, select_leaf_, select_node_, select_body_;
+  Statement insert_entry_, insert_node_, select_leaf_, select_node_, select_body_,
+      insert_checkpoint_, select_checkpoint_;
+
+  const SigningKey key_;
+  const std::string name_;
+  const Clock& clock_;
 
   std::atomic<uint64_t> size_{0};  // committed entries
   std::vector<Hash> frontier_;     // writer thread only (after open)
@@ -315,8 +394,9 @@ class Log::Impl final : public TreeReader {
 Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() = default;
 
-Result<std::unique_ptr<Log>> Log::open(const std::string& path) {
-  auto impl = std::make_unique<Impl>();
+Result<std::unique_ptr<Log>> Log::open(const std::string& path, SigningKey key, std::string name,
+                                       const Clock& clock) {
+  auto impl = std::make_unique<Impl>(std::move(key), std::move(name), clock);
   if (Status s = impl->open(path); !s) return s;
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
@@ -361,6 +441,14 @@ Result<ConsistencyProof> Log::prove_consistency(uint64_t first, uint64_t second)
 
 Result<std::string> Log::entry_text(uint64_t index) const {
   return impl_->entry_text(index);
+}
+
+Result<Checkpoint> Log::latest_checkpoint() const {
+  return impl_->latest_checkpoint();
+}
+
+const PublicKey& Log::public_key() const {
+  return impl_->key().public_key();
 }
 
 }  // namespace dsx::provenance

@@ -8,13 +8,19 @@
 // answers each caller with its receipt, so a returned append is durable and many appends share
 // one fsync. The queue is bounded: when it is full, append() waits (backpressure).
 //
+// Every committed batch is covered by a checkpoint signed with the log's key in the same
+// transaction (provenance/checkpoint.h); opening a log rebuilds its root from the stored
+// subtrees and refuses a log whose root or size is not what its latest checkpoint signs.
+//
 // Thread-safe: every method may be called from any thread. Blocking (disk) work: never call from
 // an I/O thread. The log never rewrites or deletes an entry.
 
 #include <memory>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "provenance/checkpoint.h"
 #include "provenance/entry.h"
 #include "provenance/merkle.h"
 #include "provenance/proof.h"
@@ -28,8 +34,10 @@ struct Receipt {
 
 class Log {
  public:
-  // Opens (creating if needed) the log at `path`.
-  static Result<std::unique_ptr<Log>> open(const std::string& path);
+  // Opens (creating if needed) the log at `path`, signing checkpoints as `name` with `key`;
+  // `clock` dates them and must outlive the log.
+  static Result<std::unique_ptr<Log>> open(const std::string& path, SigningKey key,
+                                           std::string name, const Clock& clock);
   ~Log();  // finishes the queued appends, then closes
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
@@ -42,6 +50,8 @@ class Log {
   Result<InclusionProof> prove_inclusion(uint64_t index, uint64_t size) const;
   Result<ConsistencyProof> prove_consistency(uint64_t first, uint64_t second) const;
   Result<std::string> entry_text(uint64_t index) const;  // the canonical bytes
+  Result<Checkpoint> latest_checkpoint() const;
+  const PublicKey& public_key() const;
 
   class Impl;
 

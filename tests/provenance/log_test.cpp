@@ -18,6 +18,7 @@ namespace {
 struct TempLog {
   std::filesystem::path dir;
   std::string path;
+  dsx::ManualClock clock{dsx::Instant{1'800'000'000, 0}};
   TempLog() {
     static std::atomic<int> counter{0};
     dir = std::filesystem::temp_directory_path() /
@@ -39,8 +40,14 @@ Entry entry(int i, const std::string& actor = "urn:dsx:participant:alice") {
   return e;
 }
 
-std::unique_ptr<Log> open_log(const std::string& path) {
-  auto log = Log::open(path);
+dsx::Result<std::unique_ptr<Log>> try_open(TempLog& tmp, const std::string& key_file = "log.key") {
+  auto key = SigningKey::load_or_create((tmp.dir / key_file).string());
+  REQUIRE(key);
+  return Log::open(tmp.path, *key, "test-log", tmp.clock);
+}
+
+std::unique_ptr<Log> open_log(TempLog& tmp) {
+  auto log = try_open(tmp);
   INFO(log.status().message());
   REQUIRE(log);
   return std::move(*log);
@@ -50,7 +57,7 @@ std::unique_ptr<Log> open_log(const std::string& path) {
 
 TEST_CASE("a log's roots and proofs match a tree built from its entries", "[log]") {
   TempLog tmp;
-  auto log = open_log(tmp.path);
+  auto log = open_log(tmp);
   MemoryTree model;
   for (int i = 0; i < 100; ++i) {
     auto receipt = log->append(entry(i));
@@ -84,7 +91,7 @@ TEST_CASE("a log's roots and proofs match a tree built from its entries", "[log]
 
 TEST_CASE("concurrent appends are group-committed, each durable and numbered once", "[log]") {
   TempLog tmp;
-  auto log = open_log(tmp.path);
+  auto log = open_log(tmp);
   constexpr int kThreads = 8, kEach = 250;
   std::vector<std::vector<Receipt>> receipts(kThreads);
   std::vector<std::thread> threads;
@@ -124,12 +131,12 @@ TEST_CASE("a reopened log continues where it stopped", "[log]") {
   TempLog tmp;
   dsx::provenance::Hash root37{};
   {
-    auto log = open_log(tmp.path);
+    auto log = open_log(tmp);
     for (int i = 0; i < 37; ++i)
       REQUIRE(log->append(entry(i)));
     root37 = *log->root(37);
   }
-  auto log = open_log(tmp.path);
+  auto log = open_log(tmp);
   CHECK(log->size() == 37);
   CHECK(*log->root(37) == root37);
   for (int i = 37; i < 80; ++i)
@@ -142,7 +149,7 @@ TEST_CASE("a reopened log continues where it stopped", "[log]") {
 
 TEST_CASE("an entry JCS cannot hold is refused and takes no index", "[log]") {
   TempLog tmp;
-  auto log = open_log(tmp.path);
+  auto log = open_log(tmp);
   Entry bad = entry(0);
   bad.details["ratio"] = std::nan("");
   CHECK_FALSE(log->append(bad));
@@ -152,7 +159,7 @@ TEST_CASE("an entry JCS cannot hold is refused and takes no index", "[log]") {
 TEST_CASE("opening a log with a deleted row refuses it", "[log]") {
   TempLog tmp;
   {
-    auto log = open_log(tmp.path);
+    auto log = open_log(tmp);
     for (int i = 0; i < 10; ++i)
       REQUIRE(log->append(entry(i)));
   }
@@ -161,8 +168,61 @@ TEST_CASE("opening a log with a deleted row refuses it", "[log]") {
   REQUIRE(sqlite3_exec(db, "DELETE FROM entries WHERE idx = 4", nullptr, nullptr, nullptr) ==
           SQLITE_OK);
   sqlite3_close(db);
-  auto log = Log::open(tmp.path);
+  auto log = try_open(tmp);
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("is damaged: 9 entries but indices up to 10") !=
+        std::string::npos);
+}
+
+TEST_CASE("every batch is covered by a checkpoint signed with the log's key", "[log]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp);
+    CHECK_FALSE(log->latest_checkpoint());  // empty log: nothing signed yet
+    for (int i = 0; i < 21; ++i)
+      REQUIRE(log->append(entry(i)));
+    auto c = log->latest_checkpoint();
+    REQUIRE(c);
+    CHECK(c->tree_size == 21);
+    CHECK(c->root == *log->root(21));
+    CHECK(c->log == "test-log");
+    CHECK(c->time == tmp.clock.now());
+    CHECK(verify_checkpoint(*c, log->public_key()).is_ok());
+    // Only the public key is needed, and any change breaks the signature.
+    auto pub = PublicKey::from_pem(log->public_key().pem());
+    REQUIRE(pub);
+    CHECK(verify_checkpoint(*c, *pub).is_ok());
+    Checkpoint forged = *c;
+    forged.tree_size = 20;
+    CHECK_FALSE(verify_checkpoint(forged, *pub).is_ok());
+    auto round = parse_checkpoint(to_json(*c));
+    REQUIRE(round);
+    CHECK(verify_checkpoint(*round, *pub).is_ok());
+  }
+  auto mode = std::filesystem::status(tmp.dir / "log.key").permissions();
+  CHECK((mode & std::filesystem::perms::group_all) == std::filesystem::perms::none);
+  CHECK((mode & std::filesystem::perms::others_all) == std::filesystem::perms::none);
+  // Another key cannot take the log over.
+  auto other = try_open(tmp, "other.key");
+  REQUIRE_FALSE(other);
+  CHECK(other.status().message().find("signed by another key") != std::string::npos);
+}
+
+TEST_CASE("a log whose stored tree differs from its signed checkpoint is refused", "[log]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp);
+    for (int i = 0; i < 12; ++i)
+      REQUIRE(log->append(entry(i)));
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
+  // Rewrite a stored subtree hash, as an attacker editing entries and nodes consistently would.
+  REQUIRE(sqlite3_exec(db, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 0",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto log = try_open(tmp);
+  REQUIRE_FALSE(log);
+  CHECK(log.status().message().find("does not have the root its latest checkpoint signs") !=
         std::string::npos);
 }
