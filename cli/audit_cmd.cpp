@@ -1,11 +1,14 @@
-// dsx audit ...: the auditor's offline tools. For now: verify-proof
-// (../shared/spec/audit-proof.md).
+// dsx audit ...: the auditor's offline tools: verify-proof (../shared/spec/audit-proof.md) and
+// verify (a whole copied log file).
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/files.h"
+#include "provenance/audit.h"
 #include "provenance/proof.h"
 
 namespace dsx::cli {
@@ -33,6 +36,50 @@ int run_verify_proof(const std::string& path) {
   return 0;
 }
 
+struct VerifyOptions {
+  std::string db, pubkey;
+};
+
+int run_verify(const VerifyOptions& o) {
+  std::optional<provenance::PublicKey> key;
+  if (!o.pubkey.empty()) {
+    Result<std::string> pem = read_file(o.pubkey);
+    if (!pem) {
+      std::cerr << "dsx: " << pem.status().message() << "\n";
+      return kMalformed;
+    }
+    auto parsed = provenance::PublicKey::from_pem(*pem);
+    if (!parsed) {
+      std::cerr << "dsx: " << o.pubkey << ": " << parsed.status().message() << "\n";
+      return kMalformed;
+    }
+    key = *parsed;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(o.db, ec)) {
+    std::cerr << "dsx: " << o.db << ": no such log file\n";
+    return kMalformed;
+  }
+  Result<provenance::AuditReport> report = provenance::audit_log_file(o.db, key);
+  if (!report) {
+    std::cerr << "dsx: " << report.status().message() << "\n";
+    return kMalformed;
+  }
+  for (const std::string& p : report->problems)
+    std::cout << p << "\n";
+  if (report->problems_not_listed)
+    std::cout << "... and " << report->problems_not_listed << " more problems\n";
+  const uint64_t problems = report->problems.size() + report->problems_not_listed;
+  if (problems) {
+    std::cerr << "dsx: " << o.db << ": the log does NOT verify: " << problems << " problem(s)\n";
+    return kInvalid;
+  }
+  std::cout << "ok: " << report->entries << " entries, " << report->nodes << " tree nodes and "
+            << report->checkpoints << " signed checkpoints verify (key: " << report->key_source
+            << ")\n";
+  return 0;
+}
+
 }  // namespace
 
 void add_audit_commands(CLI::App& app, int* exit_status) {
@@ -48,6 +95,19 @@ void add_audit_commands(CLI::App& app, int* exit_status) {
       ->required()
       ->type_name("FILE");
   v->callback([path, exit_status] { *exit_status = run_verify_proof(*path); });
+
+  auto verify = std::make_shared<VerifyOptions>();
+  CLI::App* w = group->add_subcommand(
+      "verify",
+      "Verify a whole copied log file offline: every entry against its leaf hash, the whole\n"
+      "tree against the stored subtree hashes, every checkpoint's signature and root. Each\n"
+      "problem is named on standard output. Exit status: 0 verifies, 1 damaged, 2 unreadable.");
+  w->add_option("--db", verify->db, "the log file (SQLite)")->required()->type_name("FILE");
+  w->add_option("--pubkey", verify->pubkey,
+                "the log's public key (PEM) to check signatures with; without it, the key\n"
+                "stored in the log file is used")
+      ->type_name("FILE");
+  w->callback([verify, exit_status] { *exit_status = run_verify(*verify); });
 }
 
 }  // namespace dsx::cli

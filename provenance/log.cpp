@@ -6,6 +6,7 @@
 //                                                              -- subtree of leaves
 //                                                              -- [idx * 2^k, (idx + 1) * 2^k)
 //   checkpoints(size INTEGER PRIMARY KEY, body TEXT)          -- signed, JSON (checkpoint.h)
+//   meta(key TEXT PRIMARY KEY, value TEXT)                    -- format, name, public_key (PEM)
 // Invariants: entries holds indices 0..size-1 without gaps; nodes holds exactly the perfect
 // subtrees those leaves complete; rows are only ever inserted. Both change in one transaction
 // per batch, together with the checkpoint signed over the batch's new root, so a crash leaves
@@ -124,7 +125,8 @@ class Log::Impl final : public TreeReader {
         "  leaf BLOB NOT NULL);"
         "CREATE TABLE IF NOT EXISTS nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
         "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
-        "CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, body TEXT NOT NULL);";
+        "CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, body TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
     if (sqlite3_exec(db_, schema, nullptr, nullptr, nullptr) != SQLITE_OK)
       return sqlite_error(db_, "preparing the log " + path);
     for (auto [stmt, sql] :
@@ -137,6 +139,22 @@ class Log::Impl final : public TreeReader {
           std::pair{&select_checkpoint_,
                     "SELECT body FROM checkpoints ORDER BY size DESC LIMIT 1"}}) {
       if (Status s = stmt->prepare(db_, sql); !s) return s;
+    }
+    // What the file is and the key it is signed with, for auditors reading a copy (they should
+    // still check signatures against the key the broker publishes).
+    {
+      Statement meta;
+      if (Status s = meta.prepare(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)"); !s)
+        return s;
+      for (auto [k, v] : {std::pair<std::string, std::string>{"format", "dsx-provenance-log/1"},
+                          {"name", name_},
+                          {"public_key", key_.public_key().pem()}}) {
+        meta.reset();
+        sqlite3_bind_text(meta.get(), 1, k.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(meta.get(), 2, v.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(meta.get()) != SQLITE_DONE)
+          return sqlite_error(db_, "writing the log's meta");
+      }
     }
     // The size, and the frontier the writer continues from.
     Statement count;

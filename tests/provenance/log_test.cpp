@@ -1,6 +1,7 @@
 #include "provenance/log.h"
 
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,6 +10,8 @@
 #include <filesystem>
 #include <set>
 #include <thread>
+
+#include "provenance/audit.h"
 
 using namespace dsx::provenance;
 
@@ -225,4 +228,153 @@ TEST_CASE("a log whose stored tree differs from its signed checkpoint is refused
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("does not have the root its latest checkpoint signs") !=
         std::string::npos);
+}
+
+namespace {
+
+// A log of 20 entries appended one by one (a batch, and a checkpoint, each), closed.
+void write_log(TempLog& tmp) {
+  auto log = open_log(tmp);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(log->append(entry(i)));
+  }
+}
+
+void edit(const TempLog& tmp, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+std::vector<std::string> audit(const TempLog& tmp) {
+  auto report = audit_log_file(tmp.path, std::nullopt);
+  INFO(report.status().message());
+  REQUIRE(report);
+  return report->problems;
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& text) {
+  for (const auto& p : problems)
+    if (p.find(text) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("audit verify passes an intact log and names every kind of damage", "[audit]") {
+  SECTION("intact") {
+    TempLog tmp;
+    write_log(tmp);
+    auto report = audit_log_file(tmp.path, std::nullopt);
+    REQUIRE(report);
+    CHECK(report->problems.empty());
+    CHECK(report->entries == 20);
+    CHECK(report->checkpoints >= 1);
+  }
+  SECTION("an entry edited in place") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp, "UPDATE entries SET body = replace(body, 'reason 5', 'reason X') WHERE idx = 5");
+    CHECK(mentions(audit(tmp), "entry 5: its content does not match its stored leaf hash"));
+  }
+  SECTION("a decision flipped") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp, "UPDATE entries SET body = replace(body, '\"permit\"', '\"deny\"') WHERE idx = 7;");
+    auto problems = audit(tmp);
+    CHECK(mentions(problems, "entry 7: its content does not match"));
+  }
+  SECTION("an entry deleted") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp, "DELETE FROM entries WHERE idx = 3");
+    auto problems = audit(tmp);
+    CHECK(mentions(problems, "entry 3 is missing (deleted)"));
+    // Sequential appends are one batch each, so a checkpoint at every size pins the entry down.
+    CHECK(mentions(
+        problems,
+        "checkpoint at size 4: the entries do not have the root it signs: an entry from 3 to 3"));
+  }
+  SECTION("two entries swapped") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp,
+         "UPDATE entries SET idx = -1 WHERE idx = 2; UPDATE entries SET idx = 2 WHERE idx = 3;"
+         "UPDATE entries SET idx = 3 WHERE idx = -1;");
+    auto problems = audit(tmp);
+    CHECK(mentions(problems, "entry 2 says it is entry 3 (entries were moved or reordered)"));
+    CHECK(mentions(problems, "entry 3 says it is entry 2"));
+  }
+  SECTION("an entry inserted at the end") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp,
+         "INSERT INTO entries(idx, body, leaf) SELECT 20, body, leaf FROM entries WHERE idx = 19");
+    auto problems = audit(tmp);
+    CHECK(mentions(problems, "entries 20 to 20 are not covered by any signed checkpoint"));
+    CHECK(mentions(problems, "entry 20 says it is entry 19"));
+  }
+  SECTION("entries cut off at the end") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp,
+         "DELETE FROM entries WHERE idx >= 15; DELETE FROM nodes WHERE (idx + 1) << level > 15");
+    CHECK(mentions(audit(tmp), "the log has only 15 entries (entries at the end were deleted)"));
+  }
+  SECTION("a tree node edited") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1");
+    CHECK(mentions(audit(tmp), "tree node level 2 index 1 (entries 4 to 7) differs"));
+  }
+  SECTION("a checkpoint forged") {
+    TempLog tmp;
+    write_log(tmp);
+    edit(tmp, "UPDATE checkpoints SET body = replace(body, 'test-log', 'evil-log')");
+    CHECK(mentions(audit(tmp), "the signature does not verify"));
+  }
+  SECTION("checked against another key") {
+    TempLog tmp;
+    write_log(tmp);
+    auto other = SigningKey::load_or_create((tmp.dir / "other.key").string());
+    REQUIRE(other);
+    auto report = audit_log_file(tmp.path, other->public_key());
+    REQUIRE(report);
+    CHECK(mentions(report->problems, "signed by another key"));
+  }
+  SECTION("not a log at all") {
+    TempLog tmp;
+    edit(tmp, "CREATE TABLE t(x)");
+    CHECK_FALSE(audit_log_file(tmp.path, std::nullopt));
+  }
+}
+
+TEST_CASE("dsx audit verify reports through its exit status", "[audit]") {
+  TempLog tmp;
+  write_log(tmp);
+  auto run = [](const std::string& args) {
+    std::string cmd = std::string(DSX_BINARY) + " audit verify " + args + " 2>&1";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
+      out.append(buf, n);
+    int status = pclose(pipe);
+    return std::pair{WEXITSTATUS(status), out};
+  };
+  auto [ok, ok_out] = run("--db " + tmp.path);
+  CHECK(ok == 0);
+  CHECK(ok_out.rfind("ok: 20 entries, ", 0) == 0);
+  edit(tmp, "DELETE FROM entries WHERE idx = 9");
+  auto [bad, bad_out] = run("--db " + tmp.path);
+  CHECK(bad == 1);
+  CHECK(bad_out.find("entry 9 is missing (deleted)") != std::string::npos);
+  CHECK(run("--db " + (tmp.dir / "nothing.db").string()).first == 2);
+  CHECK(run("--db " + tmp.path + " --pubkey " + tmp.path).first == 2);
 }
