@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/files.h"
+#include "common/time.h"
 #include "provenance/audit.h"
 #include "provenance/proof.h"
 
@@ -80,6 +81,40 @@ int run_verify(const VerifyOptions& o) {
   return 0;
 }
 
+struct LogOptions {
+  std::string db, actor, action;
+  uint64_t from = 0, to = UINT64_MAX;
+  bool json = false;
+};
+
+int run_log(const LogOptions& o) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(o.db, ec)) {
+    std::cerr << "dsx: " << o.db << ": no such log file\n";
+    return kMalformed;
+  }
+  Status s = provenance::for_each_entry(
+      o.db, o.from, o.to, [&](const provenance::Entry& e, const std::string& body) {
+        if (!o.actor.empty() && e.actor != o.actor) return;
+        if (!o.action.empty() && e.action != o.action) return;
+        if (o.json) {
+          std::cout << body << "\n";  // JSON Lines: the canonical entry as stored
+          return;
+        }
+        std::cout << "#" << e.seq << "  " << format_rfc3339(e.time) << "  " << e.action << "  by "
+                  << e.actor;
+        for (const auto& subject : e.subjects)
+          std::cout << "  " << subject;
+        if (!e.details.empty()) std::cout << "\n    " << e.details.dump();
+        std::cout << "\n";
+      });
+  if (!s) {
+    std::cerr << "dsx: " << s.message() << "\n";
+    return kMalformed;
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_audit_commands(CLI::App& app, int* exit_status) {
@@ -108,6 +143,18 @@ void add_audit_commands(CLI::App& app, int* exit_status) {
                 "stored in the log file is used")
       ->type_name("FILE");
   w->callback([verify, exit_status] { *exit_status = run_verify(*verify); });
+
+  auto log = std::make_shared<LogOptions>();
+  CLI::App* l = group->add_subcommand(
+      "log", "Print the entries of a log file, oldest first (filters combine).");
+  l->add_option("--db", log->db, "the log file (SQLite)")->required()->type_name("FILE");
+  l->add_option("--from", log->from, "first entry index (default 0)")->type_name("N");
+  l->add_option("--to", log->to, "last entry index, included (default: the last)")->type_name("N");
+  l->add_option("--actor", log->actor, "only entries by this participant id")->type_name("ID");
+  l->add_option("--action", log->action, "only entries with this action, e.g. policy.decided")
+      ->type_name("A");
+  l->add_flag("--json", log->json, "print each entry as its canonical JSON, one per line");
+  l->callback([log, exit_status] { *exit_status = run_log(*log); });
 }
 
 }  // namespace dsx::cli

@@ -37,6 +37,7 @@ class Reader {
     return Status::ok();
   }
   bool step() { return sqlite3_step(stmt_) == SQLITE_ROW; }
+  void bind(int i, uint64_t v) { sqlite3_bind_int64(stmt_, i, static_cast<sqlite3_int64>(v)); }
   int64_t integer(int i) const { return sqlite3_column_int64(stmt_, i); }
   std::string text(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
@@ -205,6 +206,32 @@ Result<AuditReport> audit_log_file(const std::string& path,
   for (Status s : {auditor.entries(r), auditor.nodes(r), auditor.checkpoints(r, *key)})
     if (!s) return Status::invalid_argument(path + ": " + s.message());
   return report;
+}
+
+Status for_each_entry(const std::string& path, uint64_t from, uint64_t to,
+                      const std::function<void(const Entry&, const std::string&)>& fn) {
+  Reader r;
+  if (Status s = r.open(path); !s) return s;
+  if (Status s = r.query("SELECT idx, body FROM entries WHERE idx BETWEEN ? AND ? ORDER BY idx");
+      !s)
+    return Status::invalid_argument(path + ": " + s.message());
+  // SQLite integers are signed: clamp the range to what it can hold.
+  constexpr uint64_t kMax = static_cast<uint64_t>(INT64_MAX);
+  r.bind(1, std::min(from, kMax));
+  r.bind(2, std::min(to, kMax));
+  while (r.step()) {
+    const std::string body = r.text(1);
+    auto e = parse_entry(body);
+    if (e) {
+      fn(*e, body);
+    } else {
+      Entry bad;
+      bad.seq = static_cast<uint64_t>(r.integer(0));
+      bad.action = "(unreadable)";
+      fn(bad, body);
+    }
+  }
+  return Status::ok();
 }
 
 }  // namespace dsx::provenance

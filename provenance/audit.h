@@ -5,11 +5,13 @@
 // differs. Reads the file only (read-only SQLite connection); no Log, no writer thread.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "provenance/entry.h"
 #include "provenance/signing.h"
 
 namespace dsx::provenance {
@@ -27,5 +29,11 @@ struct AuditReport {
 // provenance log, an unreadable key). `pubkey` is the key the auditor trusts; without it the
 // key stored in the file is used, and the report says so.
 Result<AuditReport> audit_log_file(const std::string& path, const std::optional<PublicKey>& pubkey);
+
+// Calls `fn(entry, canonical_text)` for the entries [from, to] of a log file, in order (reading
+// it only). An entry that does not parse is reported through `fn` with an empty Entry whose
+// action is "(unreadable)"; `dsx audit verify` says why.
+Status for_each_entry(const std::string& path, uint64_t from, uint64_t to,
+                      const std::function<void(const Entry&, const std::string&)>& fn);
 
 }  // namespace dsx::provenance

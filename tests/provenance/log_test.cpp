@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -432,4 +433,37 @@ TEST_CASE("appends that returned survive SIGKILL at random moments", "[log][cras
     CHECK(report->problems.empty());
     CHECK(report->entries == size);
   }
+}
+
+TEST_CASE("dsx audit log prints entries with filters", "[audit]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp);
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(
+          log->append(entry(i, i % 3 ? "urn:dsx:participant:alice" : "urn:dsx:participant:bob")));
+  }
+  auto run = [&](const std::string& args) {
+    std::string cmd =
+        std::string(DSX_BINARY) + " audit log --db " + tmp.path + " " + args + " 2>&1";
+    FILE* pipe = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
+      out.append(buf, n);
+    CHECK(WEXITSTATUS(pclose(pipe)) == 0);
+    return out;
+  };
+  auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+  std::string json = run("--json");
+  CHECK(lines(json) == 10);
+  CHECK(json.rfind("{\"action\":\"policy.decided\",\"actor\":\"urn:dsx:participant:bob\"", 0) == 0);
+  CHECK(lines(run("--json --actor urn:dsx:participant:bob")) == 4);  // 0, 3, 6, 9
+  CHECK(lines(run("--json --from 2 --to 4")) == 3);
+  CHECK(lines(run("--json --action offer.published")) == 0);
+  std::string text = run("--from 3 --to 3");
+  CHECK(text.rfind("#3  ", 0) == 0);
+  CHECK(text.find("policy.decided  by urn:dsx:participant:bob  urn:dsx:offer:3") !=
+        std::string::npos);
 }
