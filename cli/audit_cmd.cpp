@@ -11,6 +11,7 @@
 #include "common/time.h"
 #include "provenance/audit.h"
 #include "provenance/proof.h"
+#include "provenance/prov_export.h"
 
 namespace dsx::cli {
 namespace {
@@ -115,6 +116,25 @@ int run_log(const LogOptions& o) {
   return 0;
 }
 
+int run_export(const std::string& db, const std::string& format) {
+  if (format != "prov") {
+    std::cerr << "dsx: unknown export format \"" << format << "\" (known: prov)\n";
+    return kMalformed;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(db, ec)) {
+    std::cerr << "dsx: " << db << ": no such log file\n";
+    return kMalformed;
+  }
+  auto doc = provenance::export_prov(db);
+  if (!doc) {
+    std::cerr << "dsx: " << doc.status().message() << "\n";
+    return kMalformed;
+  }
+  std::cout << doc->dump(2) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void add_audit_commands(CLI::App& app, int* exit_status) {
@@ -155,6 +175,18 @@ void add_audit_commands(CLI::App& app, int* exit_status) {
       ->type_name("A");
   l->add_flag("--json", log->json, "print each entry as its canonical JSON, one per line");
   l->callback([log, exit_status] { *exit_status = run_log(*log); });
+
+  auto export_db = std::make_shared<std::string>();
+  auto export_format = std::make_shared<std::string>("prov");
+  CLI::App* x = group->add_subcommand(
+      "export",
+      "Export a log file as W3C PROV-O JSON-LD: participants as agents, datasets and\n"
+      "agreements as entities, negotiations, decisions and transfers as activities.");
+  x->add_option("--db", *export_db, "the log file (SQLite)")->required()->type_name("FILE");
+  x->add_option("--format", *export_format, "the format: prov (default)")->type_name("FORMAT");
+  x->callback([export_db, export_format, exit_status] {
+    *exit_status = run_export(*export_db, *export_format);
+  });
 }
 
 }  // namespace dsx::cli

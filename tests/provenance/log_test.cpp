@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "provenance/audit.h"
+#include "provenance/prov_export.h"
 
 using namespace dsx::provenance;
 
@@ -466,4 +468,40 @@ TEST_CASE("dsx audit log prints entries with filters", "[audit]") {
   CHECK(text.rfind("#3  ", 0) == 0);
   CHECK(text.find("policy.decided  by urn:dsx:participant:bob  urn:dsx:offer:3") !=
         std::string::npos);
+}
+
+TEST_CASE("the log exports as PROV-O JSON-LD", "[audit]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp);
+    Entry offer = entry(0, "urn:dsx:participant:hospital");
+    offer.action = "offer.published";
+    offer.subjects = {"urn:dsx:offer:1", "urn:dsx:dataset:admissions"};
+    REQUIRE(log->append(offer));
+    Entry decided = entry(1, "urn:dsx:participant:broker");
+    decided.subjects = {"urn:dsx:negotiation:9", "urn:dsx:offer:1"};
+    REQUIRE(log->append(decided));
+    Entry signed_agreement = entry(2, "urn:dsx:participant:broker");
+    signed_agreement.action = "agreement.signed";
+    signed_agreement.subjects = {"urn:dsx:agreement:3", "urn:dsx:negotiation:9"};
+    REQUIRE(log->append(signed_agreement));
+  }
+  auto doc = export_prov(tmp.path);
+  REQUIRE(doc);
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& node : (*doc)["@graph"]) {
+    by_id[node["@id"].get<std::string>()].update(node);
+  }
+  CHECK(by_id["urn:dsx:participant:hospital"]["@type"] == "prov:Agent");
+  CHECK(by_id["urn:dsx:dataset:admissions"]["@type"] == "prov:Entity");
+  CHECK(by_id["urn:dsx:negotiation:9"]["@type"] == "prov:Activity");
+  CHECK(by_id["urn:dsx:offer:1"]["prov:wasGeneratedBy"]["@id"] == "urn:dsx:log-entry:0");
+  CHECK(by_id["urn:dsx:agreement:3"]["prov:wasAttributedTo"]["@id"] ==
+        "urn:dsx:participant:broker");
+  const auto& decision = by_id["urn:dsx:log-entry:1"];
+  CHECK(decision["dsx:action"] == "policy.decided");
+  CHECK(decision["prov:wasAssociatedWith"]["@id"] == "urn:dsx:participant:broker");
+  CHECK(decision["prov:wasInformedBy"][0]["@id"] == "urn:dsx:negotiation:9");
+  CHECK(decision["prov:used"][0]["@id"] == "urn:dsx:offer:1");
+  CHECK((*doc)["@context"]["prov"] == "http://www.w3.org/ns/prov#");
 }
