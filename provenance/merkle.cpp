@@ -65,6 +65,15 @@ void subproof(const TreeReader& tree, uint64_t m, uint64_t begin, uint64_t end, 
   }
 }
 
+// RFC 9162 2.1.3.2 step 4.b.ii / 2.1.4.2 step 6.b.iii: "if LSB(fn) is not set, right-shift
+// both fn and sn equally until either LSB(fn) is set or fn is 0".
+void shift_until_odd_or_zero(uint64_t& fn, uint64_t& sn) {
+  while (!(fn & 1) && fn != 0) {
+    fn >>= 1;
+    sn >>= 1;
+  }
+}
+
 std::string short_hex(const Hash& h) {
   return to_hex(h).substr(0, 16) + "...";
 }
@@ -119,12 +128,7 @@ Status verify_inclusion(uint64_t index, uint64_t size, const Hash& leaf,
       return Status::failed_precondition("the proof is too long for this index and tree size");
     if ((fn & 1) || fn == sn) {
       r = node_hash(p, r);
-      if (!(fn & 1)) {
-        while (!(fn & 1) && fn != 0) {
-          fn >>= 1;
-          sn >>= 1;
-        }
-      }
+      shift_until_odd_or_zero(fn, sn);
     } else {
       r = node_hash(r, p);
     }
@@ -169,12 +173,7 @@ Status verify_consistency(uint64_t first, uint64_t second, const Hash& first_roo
     if ((fn & 1) || fn == sn) {
       fr = node_hash(c, fr);
       sr = node_hash(c, sr);
-      if (!(fn & 1)) {
-        while (!(fn & 1) && fn != 0) {
-          fn >>= 1;
-          sn >>= 1;
-        }
-      }
+      shift_until_odd_or_zero(fn, sn);
     } else {
       sr = node_hash(sr, c);
     }

@@ -62,6 +62,17 @@ std::unique_ptr<Log> open_log(TempLog& tmp) {
   return std::move(*log);
 }
 
+void edit(const TempLog& tmp, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
 }  // namespace
 
 TEST_CASE("a log's roots and proofs match a tree built from its entries", "[log]") {
@@ -172,11 +183,7 @@ TEST_CASE("opening a log with a deleted row refuses it", "[log]") {
     for (int i = 0; i < 10; ++i)
       REQUIRE(log->append(entry(i)));
   }
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "DELETE FROM entries WHERE idx = 4", nullptr, nullptr, nullptr) ==
-          SQLITE_OK);
-  sqlite3_close(db);
+  edit(tmp, "DELETE FROM entries WHERE idx = 4");
   auto log = try_open(tmp);
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("is damaged: 9 entries but indices up to 10") !=
@@ -224,12 +231,8 @@ TEST_CASE("a log whose stored tree differs from its signed checkpoint is refused
     for (int i = 0; i < 12; ++i)
       REQUIRE(log->append(entry(i)));
   }
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
   // Rewrite a stored subtree hash, as an attacker editing entries and nodes consistently would.
-  REQUIRE(sqlite3_exec(db, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 0",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
+  edit(tmp, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 0");
   auto log = try_open(tmp);
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("does not have the root its latest checkpoint signs") !=
@@ -244,17 +247,6 @@ void write_log(TempLog& tmp) {
   for (int i = 0; i < 20; ++i) {
     REQUIRE(log->append(entry(i)));
   }
-}
-
-void edit(const TempLog& tmp, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  INFO((err ? err : ""));
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
 }
 
 std::vector<std::string> audit(const TempLog& tmp) {
