@@ -76,7 +76,7 @@ using SteadyClock = std::chrono::steady_clock;
 // Targets of the issue.
 constexpr double kTargetAppendsPerSec = 100'000;
 constexpr double kTargetAuditPerSec = 1'000'000;
-constexpr size_t kEntryBytes = 300;  // canonical JSON bytes an entry is built to have
+constexpr size_t kEntryBytes = 300;   // canonical JSON bytes an entry is built to have
 constexpr uint64_t kRawBatch = 1000;  // rows per transaction of raw (b)
 
 struct Options {
@@ -175,7 +175,8 @@ class Stmt {
   }
   prov::Hash hash(int i) const {
     prov::Hash h{};
-    if (sqlite3_column_bytes(stmt_, i) != static_cast<int>(h.size())) fail("a hash is not 32 bytes");
+    if (sqlite3_column_bytes(stmt_, i) != static_cast<int>(h.size()))
+      fail("a hash is not 32 bytes");
     const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, i));
     std::copy(p, p + h.size(), h.begin());
     return h;
@@ -323,8 +324,9 @@ double raw_inserts(const std::string& path, uint64_t rows, uint64_t per_txn, con
   double per_sec = 0;
   {
     Db db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-            "CREATE TABLE raw(idx INTEGER PRIMARY KEY, body TEXT NOT NULL, leaf BLOB NOT NULL)");
+    db.exec(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+        "CREATE TABLE raw(idx INTEGER PRIMARY KEY, body TEXT NOT NULL, leaf BLOB NOT NULL)");
     {
       Stmt mode(db, "PRAGMA journal_mode");
       if (!mode.row() || mode.text(0) != "wal") fail("raw baseline: WAL mode is not on");
@@ -384,8 +386,8 @@ void section_appends(const Options& o, const std::string& dir, const prov::Signi
       grouped(static_cast<double>(o.threads)).c_str(),
       grouped(static_cast<double>(o.appends_per_thread)).c_str());
   std::fflush(stdout);
-  std::vector<double> raw_a, raw_b, log_rate, ctx_rate, ratio_a, ratio_b, per_commit, ctx_per_commit,
-      avg_bytes;
+  std::vector<double> raw_a, raw_b, log_rate, ctx_rate, ratio_a, ratio_b, per_commit,
+      ctx_per_commit, avg_bytes;
   const std::string path = dir + "/append.db";
   for (uint64_t r = 0; r < o.reps; ++r) {
     raw_a.push_back(raw_inserts(path, o.raw_single_rows, 1, bodies));
@@ -408,8 +410,7 @@ void section_appends(const Options& o, const std::string& dir, const prov::Signi
     remove_db(path);
     std::printf("    round %llu: raw (a) %s/s, raw (b) %s/s, Log %s/s (%.1f entries per commit)\n",
                 static_cast<unsigned long long>(r + 1), grouped(raw_a.back()).c_str(),
-                grouped(raw_b.back()).c_str(), grouped(log_rate.back()).c_str(),
-                per_commit.back());
+                grouped(raw_b.back()).c_str(), grouped(log_rate.back()).c_str(), per_commit.back());
     std::fflush(stdout);
   }
 
@@ -417,8 +418,8 @@ void section_appends(const Options& o, const std::string& dir, const prov::Signi
   std::vector<double> sign_us;
   for (int i = 0; i < 2000; ++i) {
     const auto t0 = SteadyClock::now();
-    auto c = prov::sign_checkpoint("dsx-bench", 1'000'000, bodies.leaf[0], Instant{1'800'000'000, 0},
-                                   key);
+    auto c = prov::sign_checkpoint("dsx-bench", 1'000'000, bodies.leaf[0],
+                                   Instant{1'800'000'000, 0}, key);
     benchmark::DoNotOptimize(c);
     sign_us.push_back(seconds_since(t0) * 1e6);
   }
@@ -463,17 +464,17 @@ void section_appends(const Options& o, const std::string& dir, const prov::Signi
 // The steps of audit_log_file redone with the same public functions, each timed on its own
 // (seconds over the whole log).
 struct Breakdown {
-  double entries_scan = 0;  // SELECT idx, body, leaf ORDER BY idx, copying body as audit does
-  double leaf_hash = 0;     // SHA-256(0x00 || body)
-  double json_parse = 0;    // parse_json_text (depth pre-scan + nlohmann)
-  double canonical = 0;     // canonical_json + compare with the stored text
-  double seq_check = 0;     // find "seq"
-  double tree_append = 0;   // MemoryTree::append
-  double nodes_scan = 0;    // SELECT level, idx, hash FROM nodes ORDER BY level, idx
-  double nodes_check = 0;   // MemoryTree::range_hash + compare
-  double cp_scan_parse = 0; // SELECT checkpoints + nlohmann parse + parse_checkpoint
-  double cp_verify = 0;     // verify_checkpoint (Ed25519)
-  double cp_root = 0;       // root(tree, size)
+  double entries_scan = 0;   // SELECT idx, body, leaf ORDER BY idx, copying body as audit does
+  double leaf_hash = 0;      // SHA-256(0x00 || body)
+  double json_parse = 0;     // parse_json_text (depth pre-scan + nlohmann)
+  double canonical = 0;      // canonical_json + compare with the stored text
+  double seq_check = 0;      // find "seq"
+  double tree_append = 0;    // MemoryTree::append
+  double nodes_scan = 0;     // SELECT level, idx, hash FROM nodes ORDER BY level, idx
+  double nodes_check = 0;    // MemoryTree::range_hash + compare
+  double cp_scan_parse = 0;  // SELECT checkpoints + nlohmann parse + parse_checkpoint
+  double cp_verify = 0;      // verify_checkpoint (Ed25519)
+  double cp_root = 0;        // root(tree, size)
   // Not part of the audit's steps (not in total()): what parts of them cost, and a cheaper way.
   double leaf_hash_reused = 0;  // the leaf hashes with the EVP_MD fetched once, context reused
   double cp_key_id = 0;         // PublicKey::key_id(), which verify_checkpoint calls each time
@@ -488,8 +489,7 @@ struct Breakdown {
 // once and one digest context reused (merkle.cpp fetches and allocates on every hash).
 class ReusedSha256 {
  public:
-  ReusedSha256()
-      : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
+  ReusedSha256() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
     if (!md_ || !ctx_) fail("OpenSSL: no SHA-256");
   }
   ~ReusedSha256() {
@@ -589,8 +589,8 @@ Breakdown audit_breakdown(const std::string& path, const prov::PublicKey& key, u
       nodes.clear();
       auto t0 = SteadyClock::now();
       while (nodes.size() < kChunk && (more = s.row()))
-        nodes.push_back({static_cast<uint64_t>(s.integer(0)), static_cast<uint64_t>(s.integer(1)),
-                         s.hash(2)});
+        nodes.push_back(
+            {static_cast<uint64_t>(s.integer(0)), static_cast<uint64_t>(s.integer(1)), s.hash(2)});
       b.nodes_scan += seconds_since(t0);
       t0 = SteadyClock::now();
       for (const Node& node : nodes) {
@@ -641,15 +641,15 @@ void build_log(const Options& o, const std::string& path, const prov::SigningKey
     auto log = prov::Log::open(path, key, "dsx-bench", clock);
     if (!log) fail("reopening the log: " + log.status().message());
     for (uint64_t i = 0; i < rest; ++i)
-      if (!(*log)->append(make_entry(o.threads * per_thread + i, pad)))
-        fail("appending the rest");
+      if (!(*log)->append(make_entry(o.threads * per_thread + i, pad))) fail("appending the rest");
   }
   const LogFileStats st = read_stats(path);
   if (st.entries != o.entries) fail("the built log does not hold --entries entries");
   std::printf(
       "    built in %.1f s: %s entries/s; %s checkpoints (%.1f entries per commit), %s tree "
       "nodes,\n    entry %.1f bytes on average, file %.1f MB\n",
-      run.seconds, grouped(run.per_sec()).c_str(), grouped(static_cast<double>(st.checkpoints)).c_str(),
+      run.seconds, grouped(run.per_sec()).c_str(),
+      grouped(static_cast<double>(st.checkpoints)).c_str(),
       static_cast<double>(st.entries) / static_cast<double>(std::max<uint64_t>(st.checkpoints, 1)),
       grouped(static_cast<double>(st.nodes)).c_str(), st.avg_entry_bytes,
       static_cast<double>(std::filesystem::file_size(path)) / 1e6);
@@ -784,14 +784,18 @@ void section_proofs(const Options& o, const std::string& path, const prov::Signi
          return Args{level, uniform(0, (n >> level) - 1)};
        }},
       {"prove_inclusion(random index, n)", Op::kInclusion,
-       [&] { return Args{uniform(0, n - 1), n}; }},
+       [&] {
+         return Args{uniform(0, n - 1), n};
+       }},
       {"prove_inclusion(random index, random size)", Op::kInclusion,
        [&] {
          const uint64_t size = uniform(1, n);
          return Args{uniform(0, size - 1), size};
        }},
       {"prove_consistency(random first, n)", Op::kConsistency,
-       [&] { return Args{uniform(1, n), n}; }},
+       [&] {
+         return Args{uniform(1, n), n};
+       }},
       {"prove_consistency(random first, random second)", Op::kConsistency,
        [&] {
          const uint64_t second = uniform(1, n);
@@ -882,8 +886,7 @@ void section_proofs(const Options& o, const std::string& path, const prov::Signi
       }
       if (r == 0) {
         model_reads[k] = static_cast<double>(counting.reads) / static_cast<double>(o.proof_calls);
-        model_hashes[k] =
-            static_cast<double>(counting.hashes) / static_cast<double>(o.proof_calls);
+        model_hashes[k] = static_cast<double>(counting.hashes) / static_cast<double>(o.proof_calls);
       }
       std::sort(us.begin(), us.end());
       lat[k].p50.push_back(percentile(us, 0.50));
@@ -902,8 +905,8 @@ void section_proofs(const Options& o, const std::string& path, const prov::Signi
       runs += buf;
     }
     std::printf("%-48s %9.1f %9.1f %7.1f %7.1f %7.1f %9.1f   %s\n", kinds[k].name,
-                median(lat[k].p50), median(lat[k].p99), median(lat[k].mean_hashes),
-                model_reads[k], model_hashes[k], median(x_lookup[k]), runs.c_str());
+                median(lat[k].p50), median(lat[k].p99), median(lat[k].mean_hashes), model_reads[k],
+                model_hashes[k], median(x_lookup[k]), runs.c_str());
   }
   std::printf(
       "proof: hashes in the proof; reads, SHA256: stored hashes a call reads and node hashes it "
