@@ -73,6 +73,19 @@ void edit(const TempLog& tmp, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// Runs the dsx binary; returns its exit status and its stdout and stderr together.
+std::pair<int, std::string> run_dsx(const std::string& args) {
+  std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
+    out.append(buf, n);
+  int status = pclose(pipe);
+  return {WEXITSTATUS(status), out};
+}
+
 }  // namespace
 
 TEST_CASE("a log's roots and proofs match a tree built from its entries", "[log]") {
@@ -355,17 +368,7 @@ TEST_CASE("audit verify passes an intact log and names every kind of damage", "[
 TEST_CASE("dsx audit verify reports through its exit status", "[audit]") {
   TempLog tmp;
   write_log(tmp);
-  auto run = [](const std::string& args) {
-    std::string cmd = std::string(DSX_BINARY) + " audit verify " + args + " 2>&1";
-    FILE* pipe = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
-      out.append(buf, n);
-    int status = pclose(pipe);
-    return std::pair{WEXITSTATUS(status), out};
-  };
+  auto run = [](const std::string& args) { return run_dsx("audit verify " + args); };
   auto [ok, ok_out] = run("--db " + tmp.path);
   CHECK(ok == 0);
   CHECK(ok_out.rfind("ok: 20 entries, ", 0) == 0);
@@ -438,15 +441,8 @@ TEST_CASE("dsx audit log prints entries with filters", "[audit]") {
           log->append(entry(i, i % 3 ? "urn:dsx:participant:alice" : "urn:dsx:participant:bob")));
   }
   auto run = [&](const std::string& args) {
-    std::string cmd =
-        std::string(DSX_BINARY) + " audit log --db " + tmp.path + " " + args + " 2>&1";
-    FILE* pipe = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
-      out.append(buf, n);
-    CHECK(WEXITSTATUS(pclose(pipe)) == 0);
+    auto [status, out] = run_dsx("audit log --db " + tmp.path + " " + args);
+    CHECK(status == 0);
     return out;
   };
   auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
