@@ -1,16 +1,21 @@
 // libFuzzer target for the readers of untrusted JSON: policies, requests, states and audit
 // proofs. Whatever the bytes, parsing must return a value or an error, never crash, hang or leak
 // (ASan/UBSan watch). When the bytes are a policy, it is also evaluated against a fixed request,
-// and the fast and explained decisions must agree; when they are a proof, it is verified.
+// and the fast and explained decisions must agree; when they are a proof, it is verified. The
+// one-pass canonical-JSON checker must agree with parsing and re-canonicalising, on the input and
+// on its canonical form.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "common/json.h"
 #include "policy/describe.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
+#include "provenance/canonical_json.h"
 #include "provenance/proof.h"
 
 namespace {
@@ -41,6 +46,14 @@ const nlohmann::json& state_doc() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto doc = dsx::parse_json_text(text);
+  {
+    using dsx::provenance::canonical_json, dsx::provenance::is_canonical_json;
+    std::optional<std::string> canon;
+    if (doc)
+      if (auto c = canonical_json(*doc)) canon = std::move(*c);
+    if (is_canonical_json(text) != (canon && *canon == text)) std::abort();
+    if (canon && !is_canonical_json(*canon)) std::abort();
+  }
   if (!doc) return 0;
   if (auto proof = dsx::provenance::parse_proof(*doc)) (void)dsx::provenance::verify(*proof);
   auto policy = parse_policy(*doc);

@@ -2,13 +2,17 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/hex.h"
 #include "common/json.h"
 #include "provenance/canonical_json.h"
 #include "provenance/checkpoint.h"
+#include "provenance/log.h"
 #include "provenance/merkle.h"
 
 namespace dsx::provenance {
@@ -23,8 +27,12 @@ class Reader {
     sqlite3_close_v2(db_);
   }
   Status open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+    // One thread per connection: no per-connection mutex.
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK)
       return Status::invalid_argument(path + ": cannot open: " + sqlite3_errmsg(db_));
+    // Map the file rather than copy every page through read(): the audit reads all of it.
+    sqlite3_exec(db_, "PRAGMA mmap_size=68719476736", nullptr, nullptr, nullptr);
     return Status::ok();
   }
   // Prepares `sql` for step(); an error names the file as not a dsx log.
@@ -37,11 +45,23 @@ class Reader {
     return Status::ok();
   }
   bool step() { return sqlite3_step(stmt_) == SQLITE_ROW; }
+  void reset() { sqlite3_reset(stmt_); }
   void bind(int i, uint64_t v) { sqlite3_bind_int64(stmt_, i, static_cast<sqlite3_int64>(v)); }
   int64_t integer(int i) const { return sqlite3_column_int64(stmt_, i); }
   std::string text(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+  }
+  // Valid until the next step().
+  std::string_view text_view(int i) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
+  }
+  std::string_view blob_view(int i) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
+             : std::string_view();
   }
   std::optional<Hash> hash(int i) const {
     Hash h{};
@@ -56,9 +76,41 @@ class Reader {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// The audit runs in parallel: the entries are cut into chunks of 2^kChunkLevel leaves (each a
+// perfect subtree), and each of a few threads, on its own read-only connection, takes chunks:
+// reads the rows, checks each entry (canonical form, seq, leaf hash), computes the chunk's
+// subtrees and compares those stored. The levels above the chunks, the checkpoints' roots and
+// the report are done by the calling thread afterwards; checkpoint signatures are verified by
+// the same threads as further tasks. Problems are collected per chunk and reported in log order.
+constexpr size_t kChunkLevel = 16;
+constexpr uint64_t kChunk = uint64_t{1} << kChunkLevel;
+constexpr uint64_t kSignaturesPerTask = 256;
+// Rows numbered further than this beyond the largest signed size are insertions, not a log with
+// gaps (and must not make the audit allocate a tree for them).
+constexpr uint64_t kMaxGap = uint64_t{1} << 20;
+
+// What one chunk found.
+struct ChunkResult {
+  struct Stored {  // a stored subtree hash above the chunk level, checked afterwards
+    uint64_t entry;
+    size_t level;
+    Hash hash;
+  };
+  std::vector<std::string> problems;
+  std::vector<Stored> above;
+  uint64_t nodes = 0;
+};
+
+std::string node_name(size_t level, uint64_t index) {
+  const uint64_t width = uint64_t{1} << level;
+  return "tree node level " + std::to_string(level) + " index " + std::to_string(index) +
+         " (entries " + std::to_string(index * width) + " to " +
+         std::to_string((index + 1) * width - 1) + ")";
+}
+
 class Auditor {
  public:
-  explicit Auditor(AuditReport& report) : report_(report) {}
+  Auditor(std::string path, AuditReport& report) : path_(std::move(path)), report_(report) {}
 
   void problem(std::string text) {
     if (report_.problems.size() < kMaxListed)
@@ -67,99 +119,204 @@ class Auditor {
       ++report_.problems_not_listed;
   }
 
-  // Entries: contiguous, canonical, numbered as stored, leaf hash matching content.
-  Status entries(Reader& r) {
-    if (Status s = r.query("SELECT idx, body, leaf FROM entries ORDER BY idx"); !s) return s;
-    uint64_t expected = 0;
-    while (r.step()) {
-      const auto idx = static_cast<uint64_t>(r.integer(0));
-      if (idx != expected) {
-        problem(idx == expected + 1 ? "entry " + std::to_string(expected) + " is missing (deleted)"
-                                    : "entries " + std::to_string(expected) + " to " +
-                                          std::to_string(idx - 1) + " are missing (deleted)");
-        // The tree over what is there no longer matches any checkpoint; keep numbering as stored.
-        while (expected < idx) {
-          tree_.append(Hash{});
-          ++expected;
-        }
-      }
-      const std::string body = r.text(1);
-      const Hash leaf = leaf_hash(body);
-      check_entry(idx, body);
-      auto stored = r.hash(2);
-      if (!stored || *stored != leaf)
-        problem("entry " + std::to_string(idx) +
-                ": its content does not match its stored leaf hash (the entry was edited)");
-      tree_.append(leaf);
-      ++expected;
+  Status run(Reader& r, const PublicKey& key) {
+    if (Status s = read_checkpoints(r); !s) return s;
+    if (Status s = size_up(r); !s) return s;
+    tree_ = MemoryTree(n_);
+    chunks_.resize(static_cast<size_t>((n_ + kChunk - 1) / kChunk));
+    signatures_.assign(checkpoints_.size(), Status::ok());
+    const size_t tasks =
+        chunks_.size() +
+        static_cast<size_t>((checkpoints_.size() + kSignaturesPerTask - 1) / kSignaturesPerTask);
+    const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    std::vector<std::thread> pool;
+    std::vector<Status> failures(std::min(threads, tasks));
+    for (size_t t = 0; t < failures.size(); ++t)
+      pool.emplace_back([&, t] { failures[t] = work(tasks, key); });
+    for (auto& th : pool)
+      th.join();
+    for (const Status& s : failures)
+      if (!s) return s;
+    for (ChunkResult& c : chunks_) {
+      for (std::string& p : c.problems)
+        problem(std::move(p));
+      report_.nodes += c.nodes;
     }
-    report_.entries = expected;
+    upper_levels();
+    check_checkpoints();
+    report_.entries = n_;
     return Status::ok();
   }
 
-  void check_entry(uint64_t idx, const std::string& body) {
+ private:
+  // The tree's size (one past the highest entry index) and rows that lie outside the log: below
+  // zero, or further beyond the largest signed size than any gap could explain. Range queries on
+  // the primary key only: a COUNT(*) would read the whole table once more.
+  Status size_up(Reader& r) {
+    uint64_t signed_size = 0;
+    for (const auto& c : checkpoints_)
+      signed_size = std::max(signed_size, c.size);
+    limit_ = signed_size + kMaxGap;
+    if (Status s = r.query("SELECT idx FROM entries WHERE idx < 0 ORDER BY idx LIMIT 100"); !s)
+      return s;
+    while (r.step())
+      problem("an entry numbered " + std::to_string(r.integer(0)) +
+              " lies outside the log (inserted)");
+    if (Status s = r.query("SELECT idx FROM entries WHERE idx >= ? ORDER BY idx LIMIT 100"); !s)
+      return s;
+    r.bind(1, limit_);
+    while (r.step())
+      problem("an entry numbered " + std::to_string(r.integer(0)) +
+              " lies outside the log (inserted)");
+    if (Status s = r.query("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE idx >= 0 AND "
+                           "idx < ?");
+        !s)
+      return s;
+    r.bind(1, limit_);
+    n_ = r.step() ? static_cast<uint64_t>(r.integer(0)) : 0;
+    return Status::ok();
+  }
+
+  Status read_checkpoints(Reader& r) {
+    if (Status s = r.query("SELECT value FROM meta WHERE key = 'format'"); !s) return s;
+    const std::string format = r.step() ? r.text(0) : std::string("(none)");
+    if (format != kLogFormat)
+      return Status::invalid_argument("a log of format \"" + format + "\"; this dsx reads " +
+                                      kLogFormat);
+    if (Status s = r.query("SELECT size, body FROM checkpoints ORDER BY size"); !s) return s;
+    while (r.step()) {
+      auto c = parse_checkpoint(nlohmann::json::parse(r.text(1), nullptr, false));
+      checkpoints_.push_back({static_cast<uint64_t>(r.integer(0)), std::move(c)});
+    }
+    report_.checkpoints = checkpoints_.size();
+    return Status::ok();
+  }
+
+  // A worker: takes tasks until none are left.
+  Status work(size_t tasks, const PublicKey& key) {
+    Reader r;
+    if (Status s = r.open(path_); !s) return s;
+    if (Status s = r.query("SELECT idx, body, leaf, subtrees FROM entries WHERE idx >= ? AND "
+                           "idx < ? ORDER BY idx");
+        !s)
+      return s;
+    for (size_t task; (task = next_task_.fetch_add(1)) < tasks;) {
+      if (task < chunks_.size()) {
+        chunk(r, task);
+        continue;
+      }
+      const size_t first = (task - chunks_.size()) * kSignaturesPerTask;
+      for (size_t i = first; i < std::min(checkpoints_.size(), first + kSignaturesPerTask); ++i)
+        if (checkpoints_[i].checkpoint)
+          signatures_[i] = verify_checkpoint(*checkpoints_[i].checkpoint, key);
+    }
+    return Status::ok();
+  }
+
+  // Entries [c * kChunk, (c + 1) * kChunk): contiguous, canonical, numbered as stored, leaf hash
+  // matching content; then the chunk's subtrees, computed and compared with those stored.
+  void chunk(Reader& r, size_t c) {
+    ChunkResult& out = chunks_[c];
+    const uint64_t begin = c * kChunk, end = std::min(n_, begin + kChunk);
+    r.reset();
+    r.bind(1, begin);
+    r.bind(2, end);
+    std::vector<std::pair<uint64_t, std::string>> stored;  // rows that hold subtree hashes
+    uint64_t expected = begin;
+    auto missing = [&](uint64_t upto) {
+      if (upto == expected + 1)
+        out.problems.push_back("entry " + std::to_string(expected) + " is missing (deleted)");
+      else if (upto > expected)
+        out.problems.push_back("entries " + std::to_string(expected) + " to " +
+                               std::to_string(upto - 1) + " are missing (deleted)");
+      // Their leaves stay zero: the tree over what is there matches no checkpoint.
+      expected = upto;
+    };
+    while (r.step()) {
+      const auto idx = static_cast<uint64_t>(r.integer(0));
+      missing(idx);
+      const std::string_view body = r.text_view(1);
+      check_entry(idx, body, out);
+      const Hash leaf = leaf_hash(body);
+      auto stored_leaf = r.hash(2);
+      if (!stored_leaf || *stored_leaf != leaf)
+        out.problems.push_back(
+            "entry " + std::to_string(idx) +
+            ": its content does not match its stored leaf hash (the entry was edited)");
+      tree_.at(0, idx) = leaf;
+      if (std::string_view blob = r.blob_view(3); !blob.empty() || (idx & 1))
+        stored.emplace_back(idx, std::string(blob));
+      expected = idx + 1;
+    }
+    missing(end);
+    // The chunk's own subtrees, level by level.
+    for (size_t k = 1; k <= kChunkLevel && k < tree_.levels(); ++k)
+      for (uint64_t j = begin >> k; j < (end >> k); ++j)
+        tree_.at(k, j) = node_hash(tree_.at(k - 1, 2 * j), tree_.at(k - 1, 2 * j + 1));
+    // Leaf i stores the subtrees it completes: levels 1 to (trailing one bits of i).
+    for (const auto& [idx, blob] : stored) {
+      const auto levels = static_cast<size_t>(std::countr_one(idx));
+      if (blob.size() != levels * sizeof(Hash))
+        out.problems.push_back("entry " + std::to_string(idx) + ": " + std::to_string(blob.size()) +
+                               " bytes of subtree hashes, not " +
+                               std::to_string(levels * sizeof(Hash)) + " (edited)");
+      for (size_t k = 1; k <= levels && k * sizeof(Hash) <= blob.size(); ++k) {
+        Hash h{};
+        std::copy_n(blob.data() + (k - 1) * sizeof(Hash), h.size(), h.begin());
+        ++out.nodes;
+        if (k > kChunkLevel)
+          out.above.push_back({idx, k, h});
+        else if (h != tree_.at(k, idx >> k))
+          out.problems.push_back(node_name(k, idx >> k) + " differs from the entries' hashes");
+      }
+    }
+  }
+
+  void check_entry(uint64_t idx, std::string_view body, ChunkResult& out) {
+    std::optional<uint64_t> seq;
+    if (is_canonical_json(body, &seq) && seq == idx) return;  // the usual case, without a parse
+    const std::string name = "entry " + std::to_string(idx);
     auto doc = parse_json_text(body);
     if (!doc) {
-      problem("entry " + std::to_string(idx) + ": not JSON (" + doc.status().message() + ")");
+      out.problems.push_back(name + ": not JSON (" + doc.status().message() + ")");
       return;
     }
     auto canon = canonical_json(*doc);
     if (!canon || *canon != body)
-      problem("entry " + std::to_string(idx) + ": not in canonical form (the entry was edited)");
-    auto seq = doc->is_object() ? doc->find("seq") : doc->end();
-    if (seq == doc->end() || !seq->is_number_unsigned() || seq->get<uint64_t>() != idx)
-      problem("entry " + std::to_string(idx) + " says it is entry " +
-              (seq != doc->end() ? seq->dump() : std::string("(none)")) +
-              " (entries were moved or reordered)");
+      out.problems.push_back(name + ": not in canonical form (the entry was edited)");
+    auto s = doc->is_object() ? doc->find("seq") : doc->end();
+    if (s == doc->end() || !s->is_number_unsigned() || s->get<uint64_t>() != idx)
+      out.problems.push_back(name + " says it is entry " +
+                             (s != doc->end() ? s->dump() : std::string("(none)")) +
+                             " (entries were moved or reordered)");
   }
 
-  // Stored subtree hashes: each as recomputed, none missing.
-  Status nodes(Reader& r) {
-    if (Status s = r.query("SELECT level, idx, hash FROM nodes ORDER BY level, idx"); !s) return s;
-    const uint64_t n = tree_.size();
-    std::vector<uint64_t> seen(64, 0);
-    while (r.step()) {
-      const auto level = static_cast<uint64_t>(r.integer(0));
-      const auto idx = static_cast<uint64_t>(r.integer(1));
-      ++report_.nodes;
-      const std::string name =
-          "tree node level " + std::to_string(level) + " index " + std::to_string(idx);
-      if (level == 0 || level >= 64 || idx >= (n >> level)) {
-        problem(name + " covers entries the log does not have (inserted)");
-        continue;
-      }
-      ++seen[level];
-      const uint64_t width = uint64_t{1} << level;
-      auto stored = r.hash(2);
-      if (!stored || *stored != tree_.range_hash(idx * width, (idx + 1) * width))
-        problem(name + " (entries " + std::to_string(idx * width) + " to " +
-                std::to_string((idx + 1) * width - 1) + ") differs from the entries' hashes");
-    }
-    for (uint64_t level = 1; level < 64 && (n >> level) > 0; ++level)
-      if (seen[level] < (n >> level))
-        problem(std::to_string((n >> level) - seen[level]) + " tree node(s) of level " +
-                std::to_string(level) + " are missing");
-    return Status::ok();
+  // The levels above the chunks, and the stored hashes there.
+  void upper_levels() {
+    for (size_t k = kChunkLevel + 1; k < tree_.levels(); ++k)
+      for (uint64_t j = 0; j < (n_ >> k); ++j)
+        tree_.at(k, j) = node_hash(tree_.at(k - 1, 2 * j), tree_.at(k - 1, 2 * j + 1));
+    for (const ChunkResult& c : chunks_)
+      for (const auto& s : c.above)
+        if (s.hash != tree_.at(s.level, s.entry >> s.level))
+          problem(node_name(s.level, s.entry >> s.level) + " differs from the entries' hashes");
   }
 
   // Checkpoints: signed by the key, with the root of the entries they cover.
-  Status checkpoints(Reader& r, const PublicKey& key) {
-    if (Status s = r.query("SELECT size, body FROM checkpoints ORDER BY size"); !s) return s;
+  void check_checkpoints() {
     uint64_t covered = 0, previous = 0;
     bool first_bad = true;
-    while (r.step()) {
-      ++report_.checkpoints;
-      const auto size = static_cast<uint64_t>(r.integer(0));
+    for (size_t i = 0; i < checkpoints_.size(); ++i) {
+      const auto& [size, c] = checkpoints_[i];
       const std::string name = "checkpoint at size " + std::to_string(size);
-      auto c = parse_checkpoint(nlohmann::json::parse(r.text(1), nullptr, false));
       if (!c) {
         problem(name + ": unreadable (" + c.status().message() + ")");
         continue;
       }
       if (c->tree_size != size) problem(name + ": it signs size " + std::to_string(c->tree_size));
-      if (Status s = verify_checkpoint(*c, key); !s) problem(name + ": " + s.message());
-      if (c->tree_size > tree_.size()) {
-        problem(name + ": the log has only " + std::to_string(tree_.size()) +
+      if (!signatures_[i]) problem(name + ": " + signatures_[i].message());
+      if (c->tree_size > n_) {
+        problem(name + ": the log has only " + std::to_string(n_) +
                 " entries (entries at the end were deleted)");
       } else if (root(tree_, c->tree_size) != c->root && first_bad) {
         first_bad = false;  // later checkpoints differ too; the first one locates the change
@@ -170,15 +327,24 @@ class Auditor {
       covered = std::max(covered, c->tree_size);
       previous = c->tree_size;
     }
-    if (covered < tree_.size())
-      problem("entries " + std::to_string(covered) + " to " + std::to_string(tree_.size() - 1) +
+    if (covered < n_)
+      problem("entries " + std::to_string(covered) + " to " + std::to_string(n_ - 1) +
               " are not covered by any signed checkpoint (inserted)");
-    return Status::ok();
   }
 
- private:
+  struct StoredCheckpoint {
+    uint64_t size;
+    Result<Checkpoint> checkpoint;
+  };
+
+  const std::string path_;
   AuditReport& report_;
-  MemoryTree tree_;
+  uint64_t n_ = 0, limit_ = 0;
+  MemoryTree tree_;                            // workers write disjoint ranges
+  std::vector<ChunkResult> chunks_;            // one per chunk, written by its worker
+  std::vector<StoredCheckpoint> checkpoints_;  // read before the workers start
+  std::vector<Status> signatures_;             // one per checkpoint, written by one worker
+  std::atomic<size_t> next_task_{0};
 };
 
 }  // namespace
@@ -202,9 +368,9 @@ Result<AuditReport> audit_log_file(const std::string& path,
     report.key_source =
         "the key stored in the log file (give --pubkey to check it is the broker's)";
   }
-  Auditor auditor(report);
-  for (Status s : {auditor.entries(r), auditor.nodes(r), auditor.checkpoints(r, *key)})
-    if (!s) return Status::invalid_argument(path + ": " + s.message());
+  Auditor auditor(path, report);
+  if (Status s = auditor.run(r, *key); !s)
+    return Status::invalid_argument(path + ": " + s.message());
   return report;
 }
 

@@ -14,6 +14,52 @@ using json = nlohmann::json;
 
 constexpr uint64_t kMaxExactInteger = uint64_t{1} << 53;
 
+// The length of the valid UTF-8 sequence that starts at s[i] (1 for ASCII), or 0 when it is not
+// valid (truncated, overlong, a surrogate, beyond U+10FFFF).
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  uint32_t cp = 0;
+  if ((c & 0xe0) == 0xc0)
+    len = 2, cp = c & 0x1f;
+  else if ((c & 0xf0) == 0xe0)
+    len = 3, cp = c & 0x0f;
+  else if ((c & 0xf8) == 0xf0)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (cc & 0x3f);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t len = utf8_sequence(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+// Whether byte order of these UTF-8 names is also their UTF-16 order: it differs only between
+// U+E000..U+FFFF (lead bytes 0xEE, 0xEF) and the supplementary planes (0xF0 and up).
+bool byte_order_is_utf16_order(std::string_view name) {
+  return std::none_of(name.begin(), name.end(),
+                      [](char c) { return static_cast<unsigned char>(c) >= 0xee; });
+}
+
 // UTF-8 to UTF-16 code units, for ordering member names; nullopt for invalid UTF-8.
 std::optional<std::u16string> utf16(const std::string& s) {
   std::u16string out;
@@ -50,11 +96,16 @@ std::optional<std::u16string> utf16(const std::string& s) {
   return out;
 }
 
-void write_string(const std::string& s, std::string& out) {
+// A string with JCS's minimal escapes; runs of characters that need none are copied at once.
+void write_string(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -78,15 +129,12 @@ void write_string(const std::string& s, std::string& out) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += ch;
-        }
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out += '"';
 }
 
@@ -100,7 +148,7 @@ Status write(const json& v, std::string& out) {
       return Status::ok();
     case json::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();
-      if (!utf16(s)) return Status::invalid_argument("a string is not valid UTF-8");
+      if (!valid_utf8(s)) return Status::invalid_argument("a string is not valid UTF-8");
       write_string(s, out);
       return Status::ok();
     }
@@ -136,6 +184,24 @@ Status write(const json& v, std::string& out) {
       return Status::ok();
     }
     case json::value_t::object: {
+      // nlohmann keeps members in byte order; that is UTF-16 order unless a name holds
+      // characters from U+E000 up, and only then are the names converted and sorted.
+      const auto& object = v.get_ref<const json::object_t&>();
+      if (std::all_of(object.begin(), object.end(), [](const auto& m) {
+            return byte_order_is_utf16_order(m.first) && valid_utf8(m.first);
+          })) {
+        out += '{';
+        bool first = true;
+        for (const auto& [name, member] : object) {
+          if (!first) out += ',';
+          first = false;
+          write_string(name, out);
+          out += ':';
+          if (Status s = write(member, out); !s) return s;
+        }
+        out += '}';
+        return Status::ok();
+      }
       std::vector<std::pair<std::u16string, const json::object_t::value_type*>> members;
       for (const auto& member : v.get_ref<const json::object_t&>()) {
         auto key = utf16(member.first);
@@ -212,6 +278,259 @@ Result<std::string> canonical_json(const nlohmann::json& value) {
   std::string out;
   if (Status s = write(value, out); !s) return s;
   return out;
+}
+
+Status append_canonical_json(const nlohmann::json& value, std::string& out) {
+  const size_t size = out.size();
+  Status s = write(value, out);
+  if (!s) out.resize(size);
+  return s;
+}
+
+}  // namespace dsx::provenance
+
+namespace dsx::provenance {
+namespace {
+
+// The single-pass checker behind is_canonical_json. Each method consumes one value at pos_ and
+// answers whether it is in canonical form; any deviation (white space, an unsorted or repeated
+// member, a needless escape, a number not as ECMAScript writes it, invalid UTF-8) is a no.
+class CanonicalChecker {
+ public:
+  explicit CanonicalChecker(std::string_view text) : s_(text) {}
+
+  bool document(std::optional<uint64_t>* top_seq) {
+    top_seq_ = top_seq;
+    if (top_seq_) *top_seq_ = std::nullopt;
+    return value(0) && pos_ == s_.size();
+  }
+
+ private:
+  static constexpr int kMaxDepth = 100;  // as parse_json_text
+
+  bool value(int depth) {
+    if (pos_ >= s_.size()) return false;
+    switch (s_[pos_]) {
+      case '{':
+        return object(depth);
+      case '[':
+        return array(depth);
+      case '"':
+        return string();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number(nullptr);
+    }
+  }
+
+  bool literal(std::string_view word) {
+    if (s_.substr(pos_, word.size()) != word) return false;
+    pos_ += word.size();
+    return true;
+  }
+
+  bool object(int depth) {
+    if (depth >= kMaxDepth) return false;
+    ++pos_;  // '{'
+    if (pos_ < s_.size() && s_[pos_] == '}') return ++pos_, true;
+    // Names compare as decoded text; most have no escapes and are compared in place.
+    std::string_view previous;
+    std::string previous_buffer, buffer;
+    for (bool first = true;; first = false) {
+      std::string_view raw, key;
+      bool escaped = false;
+      if (pos_ >= s_.size() || s_[pos_] != '"' || !string(&raw, &escaped)) return false;
+      key = raw;
+      if (escaped) {
+        buffer = unescape(raw);
+        key = buffer;
+      }
+      if (!first && !key_less(previous, key)) return false;  // unsorted or repeated
+      if (pos_ >= s_.size() || s_[pos_++] != ':') return false;
+      if (depth == 0 && top_seq_ && key == "seq" && pos_ < s_.size() && s_[pos_] >= '0' &&
+          s_[pos_] <= '9') {
+        if (!number(top_seq_)) return false;
+      } else if (!value(depth + 1)) {
+        return false;
+      }
+      if (pos_ >= s_.size()) return false;
+      const char c = s_[pos_++];
+      if (c == '}') return true;
+      if (c != ',') return false;
+      if (escaped) {
+        previous_buffer.swap(buffer);
+        previous = previous_buffer;
+      } else {
+        previous = key;
+      }
+    }
+  }
+
+  bool array(int depth) {
+    if (depth >= kMaxDepth) return false;
+    ++pos_;  // '['
+    if (pos_ < s_.size() && s_[pos_] == ']') return ++pos_, true;
+    for (;;) {
+      if (!value(depth + 1) || pos_ >= s_.size()) return false;
+      const char c = s_[pos_++];
+      if (c == ']') return true;
+      if (c != ',') return false;
+    }
+  }
+
+  // Member names order by UTF-16 code units. Byte order of UTF-8 is code point order, which
+  // differs from it only between U+E000..U+FFFF and the supplementary planes.
+  static bool key_less(std::string_view a, std::string_view b) {
+    if (byte_order_is_utf16_order(a) && byte_order_is_utf16_order(b)) return a < b;
+    return *utf16(std::string(a)) < *utf16(std::string(b));  // both valid: string() checked
+  }
+
+  // A string with the minimal escapes. `raw` receives the text between the quotes and `escaped`
+  // whether it holds any escape (then unescape() gives the text).
+  bool string(std::string_view* raw = nullptr, bool* escaped = nullptr) {
+    const size_t start = ++pos_;  // after '"'
+    const size_t size = s_.size();
+    while (pos_ < size) {
+      const auto c = static_cast<unsigned char>(s_[pos_]);
+      if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        ++pos_;
+        continue;
+      }
+      if (c == '"') {
+        if (raw) *raw = s_.substr(start, pos_ - start);
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (pos_ + 1 >= size) return false;
+        if (escaped) *escaped = true;
+        const char e = s_[pos_ + 1];
+        if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+          pos_ += 2;
+          continue;
+        }
+        // \u only for the control characters without a short escape, in lower-case hex.
+        if (e != 'u' || pos_ + 6 > size || s_.substr(pos_ + 2, 2) != "00") return false;
+        const int hi = hex(s_[pos_ + 4]), lo = hex(s_[pos_ + 5]);
+        if (hi < 0 || hi > 1 || lo < 0) return false;
+        const int v = hi * 16 + lo;
+        if (v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t') return false;
+        pos_ += 6;
+        continue;
+      }
+      const size_t len = utf8_sequence(s_, pos_);
+      if (len == 0) return false;
+      pos_ += len;
+    }
+    return false;
+  }
+
+  // The text of a checked string's escapes.
+  static std::string unescape(std::string_view raw) {
+    std::string out;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '\\') {
+        out += raw[i];
+        continue;
+      }
+      const char e = raw[++i];
+      switch (e) {
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u':
+          out += static_cast<char>(hex(raw[i + 3]) * 16 + hex(raw[i + 4]));
+          i += 4;
+          break;
+        default:  // '"' or '\\'
+          out += e;
+      }
+    }
+    return out;
+  }
+
+  static int hex(char c) {  // lower-case only: canonical escapes are
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  }
+
+  // A number as canonical_json writes it: integers up to 2^53 in magnitude as plain digits,
+  // anything else as ECMAScript prints its double. `unsigned_value`, when given, receives a
+  // non-negative integer's value.
+  bool number(std::optional<uint64_t>* unsigned_value) {
+    const size_t start = pos_;
+    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
+    const size_t digits_start = pos_;
+    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9')
+      ++pos_;
+    const size_t int_digits = pos_ - digits_start;
+    if (int_digits == 0) return false;
+    if (int_digits > 1 && s_[digits_start] == '0') return false;  // leading zero: not JSON
+    bool integer = true;
+    if (pos_ < s_.size() && s_[pos_] == '.') {
+      integer = false;
+      const size_t f = ++pos_;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9')
+        ++pos_;
+      if (pos_ == f) return false;
+    }
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      integer = false;
+      ++pos_;
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      const size_t e = pos_;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9')
+        ++pos_;
+      if (pos_ == e) return false;
+    }
+    const std::string_view token = s_.substr(start, pos_ - start);
+    const bool negative = token[0] == '-';
+    if (integer) {
+      uint64_t v = 0;
+      auto [end, ec] = std::from_chars(s_.data() + digits_start, s_.data() + pos_, v);
+      // The parser keeps an integer that fits 64 bits (signed when negative) as an integer:
+      // canonical up to 2^53 in magnitude, never as "-0".
+      if (ec == std::errc() && !(negative && v > uint64_t{1} << 63)) {
+        if (v > kMaxExactInteger || (negative && v == 0)) return false;
+        if (unsigned_value && !negative) *unsigned_value = v;
+        return true;
+      }
+      // Larger ones it reads as a double, like fractions and exponents.
+    }
+    double d = 0;
+    auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), d);
+    if (ec != std::errc() || end != token.data() + token.size() || !std::isfinite(d)) return false;
+    return es_number(d) == token;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::optional<uint64_t>* top_seq_ = nullptr;
+};
+
+}  // namespace
+
+bool is_canonical_json(std::string_view text, std::optional<uint64_t>* top_seq) {
+  return CanonicalChecker(text).document(top_seq);
 }
 
 }  // namespace dsx::provenance

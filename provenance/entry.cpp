@@ -5,10 +5,42 @@
 
 namespace dsx::provenance {
 
+Result<PreparedEntry> prepare(const Entry& e) {
+  // Member by member in canonical order (action, actor, details, seq, subjects, time), without
+  // copying the details into a new document.
+  PreparedEntry p;
+  std::string& head = p.head;
+  std::string& tail = p.tail;
+  Status s;
+  head += "{\"action\":";
+  s = append_canonical_json(nlohmann::json(e.action), head);
+  head += ",\"actor\":";
+  if (s) s = append_canonical_json(nlohmann::json(e.actor), head);
+  head += ",\"details\":";
+  if (s) s = append_canonical_json(e.details, head);
+  head += ",\"seq\":";
+  tail += ",\"subjects\":";
+  if (s) s = append_canonical_json(nlohmann::json(e.subjects), tail);
+  tail += ",\"time\":";
+  if (s) s = append_canonical_json(nlohmann::json(format_rfc3339(e.time)), tail);
+  tail += '}';
+  if (!s) return s;
+  return p;
+}
+
+std::string PreparedEntry::with_seq(uint64_t seq) const {
+  std::string out;
+  out.reserve(head.size() + 20 + tail.size());
+  out += head;
+  out += std::to_string(seq);
+  out += tail;
+  return out;
+}
+
 Result<std::string> canonical(const Entry& e) {
-  nlohmann::json j{{"seq", e.seq},       {"time", format_rfc3339(e.time)}, {"actor", e.actor},
-                   {"action", e.action}, {"subjects", e.subjects},         {"details", e.details}};
-  return canonical_json(j);
+  Result<PreparedEntry> p = prepare(e);
+  if (!p) return p.status();
+  return p->with_seq(e.seq);
 }
 
 Result<Entry> parse_entry(std::string_view text) {

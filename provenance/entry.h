@@ -25,8 +25,19 @@ struct Entry {
   nlohmann::json details = nlohmann::json::object();
 };
 
+// An entry serialised except for its seq, so that the costly part (canonicalising the details)
+// runs in the appending thread and the log's writer only splices in the number: the canonical
+// members sort as action, actor, details, seq, subjects, time, so the bytes are
+// head + seq + tail with head = {"action":..,"actor":..,"details":{..},"seq":  and
+// tail = ,"subjects":[..],"time":".."}.
+struct PreparedEntry {
+  std::string head, tail;
+  std::string with_seq(uint64_t seq) const;
+};
+
 // The canonical bytes; an error when details hold what JCS cannot (NaN, huge integers).
-Result<std::string> canonical(const Entry& e);
+Result<PreparedEntry> prepare(const Entry& e);
+Result<std::string> canonical(const Entry& e);  // prepare(e)->with_seq(e.seq)
 // Reads canonical (or any JSON) entry text back; an error names the field.
 Result<Entry> parse_entry(std::string_view text);
 

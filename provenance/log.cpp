@@ -1,22 +1,25 @@
 // The provenance log's SQLite store.
 //
 // Layout (one file, WAL mode, synchronous=FULL):
-//   entries(idx INTEGER PRIMARY KEY, body TEXT, leaf BLOB)   -- leaf = SHA-256(0x00 || body)
-//   nodes(level, idx, hash) PRIMARY KEY (level, idx)          -- level k >= 1: the perfect
-//                                                              -- subtree of leaves
-//                                                              -- [idx * 2^k, (idx + 1) * 2^k)
+//   entries(idx INTEGER PRIMARY KEY, body TEXT, leaf BLOB, subtrees BLOB)
+//       leaf     = SHA-256(0x00 || body), the RFC 9162 leaf hash
+//       subtrees = the hashes of the perfect subtrees this leaf completes, level 1 upwards,
+//                  32 bytes each: leaf i completes levels 1..t, t = the number of trailing one
+//                  bits of i, so half the rows hold none, a quarter one, ... (one per leaf on
+//                  average). The subtree of level k and index j, covering leaves
+//                  [j * 2^k, (j + 1) * 2^k), is therefore in row (j + 1) * 2^k - 1 at offset
+//                  (k - 1) * 32: one primary-key lookup, and one row written per entry.
 //   checkpoints(size INTEGER PRIMARY KEY, body TEXT)          -- signed, JSON (checkpoint.h)
 //   meta(key TEXT PRIMARY KEY, value TEXT)                    -- format, name, public_key (PEM)
-// Invariants: entries holds indices 0..size-1 without gaps; nodes holds exactly the perfect
-// subtrees those leaves complete; rows are only ever inserted. Both change in one transaction
-// per batch, together with the checkpoint signed over the batch's new root, so a crash leaves
-// either the whole batch and its checkpoint or none of it, and the latest checkpoint always
-// covers every entry. Opening checks that: the root rebuilt from the stored subtrees must be
-// the latest checkpoint's, signed by this log's key.
+// Invariants: entries holds indices 0..size-1 without gaps; rows are only ever inserted. A batch
+// of entries commits in one transaction together with the checkpoint signed over the batch's new
+// root, so a crash leaves either the whole batch and its checkpoint or none of it, and the latest
+// checkpoint always covers every entry. Opening checks that: the root rebuilt from the stored
+// subtrees must be the latest checkpoint's, signed by this log's key.
 //
 // The writer thread keeps the "frontier": for each level, the hash of the last completed perfect
 // subtree. A new leaf that is a right child combines with the frontier of its level, and so on
-// upwards, so an append costs O(log n) hashes and inserts and reads nothing back.
+// upwards, so an append costs O(log n) hashes, one insert, and reads nothing back.
 #include "provenance/log.h"
 
 #include <sqlite3.h>
@@ -55,6 +58,12 @@ class Statement {
     return Status::ok();
   }
   sqlite3_stmt* get() const { return stmt_; }
+  // Resets when the scope ends: a statement left stepped keeps its connection's read snapshot
+  // open, and the reader connection would stop seeing new commits.
+  [[nodiscard]] auto resetting() const {
+    auto done = [](sqlite3_stmt* s) { sqlite3_reset(s); };
+    return std::unique_ptr<sqlite3_stmt, decltype(done)>(stmt_, done);
+  }
   void reset() const {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
@@ -91,9 +100,13 @@ Hash root_from_frontier(const std::vector<Hash>& frontier, uint64_t n) {
 }
 
 struct Pending {
-  Entry entry;
-  std::promise<Result<Receipt>> done;
+  PreparedEntry entry;
+  Log::AppendCallback done;
 };
+
+std::string_view hash_view(const Hash& h) {
+  return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
+}
 
 }  // namespace
 
@@ -105,9 +118,11 @@ class Log::Impl final : public TreeReader {
       stopping_ = true;
     }
     queue_cv_.notify_all();
+    space_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
     // The statements are finalized after this body runs (members); close_v2 waits for them.
     sqlite3_close_v2(db_);
+    sqlite3_close_v2(read_db_);
   }
 
   Impl(SigningKey key, std::string name, const Clock& clock)
@@ -122,22 +137,15 @@ class Log::Impl final : public TreeReader {
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;"
         "CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, body TEXT NOT NULL,"
-        "  leaf BLOB NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
-        "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+        "  leaf BLOB NOT NULL, subtrees BLOB NOT NULL);"
         "CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, body TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
     if (sqlite3_exec(db_, schema, nullptr, nullptr, nullptr) != SQLITE_OK)
       return sqlite_error(db_, "preparing the log " + path);
     for (auto [stmt, sql] :
-         {std::pair{&insert_entry_, "INSERT INTO entries(idx, body, leaf) VALUES(?, ?, ?)"},
-          std::pair{&insert_node_, "INSERT INTO nodes(level, idx, hash) VALUES(?, ?, ?)"},
-          std::pair{&select_leaf_, "SELECT leaf FROM entries WHERE idx = ?"},
-          std::pair{&select_node_, "SELECT hash FROM nodes WHERE level = ? AND idx = ?"},
-          std::pair{&select_body_, "SELECT body FROM entries WHERE idx = ?"},
-          std::pair{&insert_checkpoint_, "INSERT INTO checkpoints(size, body) VALUES(?, ?)"},
-          std::pair{&select_checkpoint_,
-                    "SELECT body FROM checkpoints ORDER BY size DESC LIMIT 1"}}) {
+         {std::pair{&insert_entry_,
+                    "INSERT INTO entries(idx, body, leaf, subtrees) VALUES(?, ?, ?, ?)"},
+          std::pair{&insert_checkpoint_, "INSERT INTO checkpoints(size, body) VALUES(?, ?)"}}) {
       if (Status s = stmt->prepare(db_, sql); !s) return s;
     }
     // What the file is and the key it is signed with, for auditors reading a copy (they should
@@ -146,7 +154,7 @@ class Log::Impl final : public TreeReader {
       Statement meta;
       if (Status s = meta.prepare(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)"); !s)
         return s;
-      for (auto [k, v] : {std::pair<std::string, std::string>{"format", "dsx-provenance-log/1"},
+      for (auto [k, v] : {std::pair<std::string, std::string>{"format", kLogFormat},
                           {"name", name_},
                           {"public_key", key_.public_key().pem()}}) {
         meta.reset();
@@ -155,6 +163,29 @@ class Log::Impl final : public TreeReader {
         if (sqlite3_step(meta.get()) != SQLITE_DONE)
           return sqlite_error(db_, "writing the log's meta");
       }
+      Statement format;
+      if (Status s = format.prepare(db_, "SELECT value FROM meta WHERE key = 'format'"); !s)
+        return s;
+      if (sqlite3_step(format.get()) != SQLITE_ROW)
+        return sqlite_error(db_, "reading the log's format");
+      const auto* f = reinterpret_cast<const char*>(sqlite3_column_text(format.get(), 0));
+      if (std::string_view(f ? f : "") != kLogFormat)
+        return Status::failed_precondition("the log " + path + " has format \"" +
+                                           std::string(f ? f : "") + "\"; this dsx reads " +
+                                           kLogFormat);
+    }
+    // Readers get their own connection: in WAL mode they read the last commit while the writer
+    // writes the next.
+    if (sqlite3_open_v2(path.c_str(), &read_db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+      return sqlite_error(read_db_, "opening the log " + path + " for reading");
+    sqlite3_busy_timeout(read_db_, 5000);
+    for (auto [stmt, sql] :
+         {std::pair{&select_leaf_, "SELECT leaf FROM entries WHERE idx = ?"},
+          std::pair{&select_subtrees_, "SELECT subtrees FROM entries WHERE idx = ?"},
+          std::pair{&select_body_, "SELECT body FROM entries WHERE idx = ?"},
+          std::pair{&select_checkpoint_,
+                    "SELECT body FROM checkpoints ORDER BY size DESC LIMIT 1"}}) {
+      if (Status s = stmt->prepare(read_db_, sql); !s) return s;
     }
     // The size, and the frontier the writer continues from.
     Statement count;
@@ -180,8 +211,9 @@ class Log::Impl final : public TreeReader {
   }
 
   Result<Checkpoint> latest_checkpoint() const {
-    std::lock_guard lock(db_mutex_);
+    std::lock_guard lock(read_mutex_db_);
     select_checkpoint_.reset();
+    auto reset = select_checkpoint_.resetting();
     if (sqlite3_step(select_checkpoint_.get()) != SQLITE_ROW)
       return Status::not_found("the log has no checkpoint yet");
     const auto* text =
@@ -196,17 +228,26 @@ class Log::Impl final : public TreeReader {
 
   const SigningKey& key() const { return key_; }
 
-  Result<Receipt> append(Entry e) {
-    auto pending = std::make_unique<Pending>();
-    pending->entry = std::move(e);
-    auto result = pending->done.get_future();
+  void append_async(const Entry& e, AppendCallback done) {
+    Result<PreparedEntry> prepared = prepare(e);
+    if (!prepared) return done(prepared.status());
+    auto pending = std::make_unique<Pending>(Pending{std::move(*prepared), std::move(done)});
     {
       std::unique_lock lock(queue_mutex_);
       space_cv_.wait(lock, [this] { return queue_.size() < kMaxQueued || stopping_; });
-      if (stopping_) return Status::failed_precondition("the log is closing");
+      if (stopping_) {
+        lock.unlock();
+        return pending->done(Status::failed_precondition("the log is closing"));
+      }
       queue_.push_back(std::move(pending));
     }
     queue_cv_.notify_one();
+  }
+
+  Result<Receipt> append(const Entry& e) {
+    std::promise<Result<Receipt>> promise;
+    auto result = promise.get_future();
+    append_async(e, [&promise](Result<Receipt> r) { promise.set_value(std::move(r)); });
     return result.get();
   }
 
@@ -235,8 +276,9 @@ class Log::Impl final : public TreeReader {
   }
 
   Result<std::string> entry_text(uint64_t index) const {
-    std::lock_guard lock(db_mutex_);
+    std::lock_guard lock(read_mutex_db_);
     select_body_.reset();
+    auto reset = select_body_.resetting();
     bind_u64(select_body_.get(), 1, index);
     if (sqlite3_step(select_body_.get()) != SQLITE_ROW)
       return Status::not_found("no entry " + std::to_string(index));
@@ -245,19 +287,26 @@ class Log::Impl final : public TreeReader {
   }
 
  private:
-  // The hash of a perfect subtree: level 0 is a leaf.
+  // The hash of a perfect subtree: level 0 is a leaf; level k >= 1, index j is stored with the
+  // leaf that completes it (see the layout above).
   Result<Hash> node(size_t level, uint64_t index) const {
-    std::lock_guard lock(db_mutex_);
-    const Statement& stmt = level == 0 ? select_leaf_ : select_node_;
+    std::lock_guard lock(read_mutex_db_);
+    const Statement& stmt = level == 0 ? select_leaf_ : select_subtrees_;
     stmt.reset();
-    if (level == 0) {
-      bind_u64(stmt.get(), 1, index);
-    } else {
-      bind_u64(stmt.get(), 1, level);
-      bind_u64(stmt.get(), 2, index);
-    }
+    auto reset = stmt.resetting();
+    bind_u64(stmt.get(), 1, level == 0 ? index : ((index + 1) << level) - 1);
     Hash h{};
-    if (sqlite3_step(stmt.get()) != SQLITE_ROW || !column_hash(stmt.get(), 0, h))
+    bool found = sqlite3_step(stmt.get()) == SQLITE_ROW;
+    if (found && level == 0) {
+      found = column_hash(stmt.get(), 0, h);
+    } else if (found) {
+      const size_t offset = (level - 1) * h.size();
+      const auto bytes = static_cast<size_t>(sqlite3_column_bytes(stmt.get(), 0));
+      const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt.get(), 0));
+      found = bytes >= offset + h.size();
+      if (found) std::copy(p + offset, p + offset + h.size(), h.begin());
+    }
+    if (!found)
       return Status::failed_precondition("the log is damaged: no hash for level " +
                                          std::to_string(level) + " index " + std::to_string(index) +
                                          " (run dsx audit verify)");
@@ -305,92 +354,82 @@ class Log::Impl final : public TreeReader {
 
   // Writes one batch in one transaction, then answers every caller in it.
   void write_batch(std::vector<std::unique_ptr<Pending>>& batch) {
-    std::vector<std::optional<Result<Receipt>>> results(batch.size());
     std::vector<Hash> frontier = frontier_;
-    uint64_t n = size_.load();
+    const uint64_t first = size_.load();
+    uint64_t n = first;
     Status failure;
-    {
-      std::lock_guard lock(db_mutex_);
-      if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
-        failure = sqlite_error(db_, "starting a transaction");
-      for (size_t i = 0; i < batch.size() && failure.is_ok(); ++i) {
-        Entry& e = batch[i]->entry;
-        e.seq = n;
-        Result<std::string> body = canonical(e);
-        if (!body) {
-          results[i] = body.status();  // this entry only; it takes no index
-          continue;
-        }
-        const Hash leaf = leaf_hash(*body);
-        if (Status s = insert(n, *body, leaf, frontier); !s) {
-          failure = s;
-          break;
-        }
-        results[i] = Receipt{n, leaf};
-        ++n;
-      }
-      if (failure.is_ok() && n > size_.load()) {
-        const Checkpoint c =
-            sign_checkpoint(name_, n, root_from_frontier(frontier, n), clock_.now(), key_);
-        const std::string body = to_json(c).dump();
-        insert_checkpoint_.reset();
-        bind_u64(insert_checkpoint_.get(), 1, n);
-        sqlite3_bind_text(insert_checkpoint_.get(), 2, body.data(), static_cast<int>(body.size()),
-                          SQLITE_STATIC);
-        if (sqlite3_step(insert_checkpoint_.get()) != SQLITE_DONE)
-          failure = sqlite_error(db_, "writing a checkpoint");
-      }
-      if (failure.is_ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-        failure = sqlite_error(db_, "committing");
-      if (!failure.is_ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    std::vector<Hash> leaves;
+    leaves.reserve(batch.size());
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+      failure = sqlite_error(db_, "starting a transaction");
+    for (size_t i = 0; i < batch.size() && failure.is_ok(); ++i, ++n) {
+      const std::string body = batch[i]->entry.with_seq(n);
+      leaves.push_back(leaf_hash(body));
+      failure = insert(n, body, leaves.back(), frontier);
     }
     if (failure.is_ok()) {
-      frontier_ = std::move(frontier);
-      size_.store(n);
+      const Checkpoint c =
+          sign_checkpoint(name_, n, root_from_frontier(frontier, n), clock_.now(), key_);
+      const std::string body = to_json(c).dump();
+      insert_checkpoint_.reset();
+      bind_u64(insert_checkpoint_.get(), 1, n);
+      sqlite3_bind_text(insert_checkpoint_.get(), 2, body.data(), static_cast<int>(body.size()),
+                        SQLITE_STATIC);
+      if (sqlite3_step(insert_checkpoint_.get()) != SQLITE_DONE)
+        failure = sqlite_error(db_, "writing a checkpoint");
     }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!failure.is_ok() && (!results[i] || results[i]->is_ok()))
-        batch[i]->done.set_value(failure);
-      else
-        batch[i]->done.set_value(std::move(*results[i]));
+    if (failure.is_ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+      failure = sqlite_error(db_, "committing");
+    if (!failure.is_ok()) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      for (auto& p : batch)
+        p->done(failure);
+      return;
     }
+    frontier_ = std::move(frontier);
+    size_.store(n);
+    for (size_t i = 0; i < batch.size(); ++i)
+      batch[i]->done(Receipt{first + i, leaves[i]});
   }
 
-  // Inserts leaf `index` and every perfect subtree it completes; updates `frontier`.
+  // Inserts leaf `index` with the perfect subtrees it completes; updates `frontier`.
   Status insert(uint64_t index, const std::string& body, const Hash& leaf,
                 std::vector<Hash>& frontier) {
-    insert_entry_.reset();
-    bind_u64(insert_entry_.get(), 1, index);
-    sqlite3_bind_text(insert_entry_.get(), 2, body.data(), static_cast<int>(body.size()),
-                      SQLITE_STATIC);
-    bind_hash(insert_entry_.get(), 3, leaf);
-    if (sqlite3_step(insert_entry_.get()) != SQLITE_DONE)
-      return sqlite_error(db_, "writing entry " + std::to_string(index));
+    std::string subtrees;  // level 1 upwards, 32 bytes each
     Hash current = leaf;
     uint64_t idx = index;
     for (size_t level = 0;; ++level) {
       if (frontier.size() <= level) frontier.resize(level + 1);
       if (idx % 2 == 0) {  // a left child: the parent is not complete yet
         frontier[level] = current;
-        return Status::ok();
+        break;
       }
       const Hash parent = node_hash(frontier[level], current);
       frontier[level] = current;
       idx /= 2;
-      insert_node_.reset();
-      bind_u64(insert_node_.get(), 1, level + 1);
-      bind_u64(insert_node_.get(), 2, idx);
-      bind_hash(insert_node_.get(), 3, parent);
-      if (sqlite3_step(insert_node_.get()) != SQLITE_DONE)
-        return sqlite_error(db_, "writing a tree node");
+      subtrees += hash_view(parent);
       current = parent;
     }
+    insert_entry_.reset();
+    bind_u64(insert_entry_.get(), 1, index);
+    sqlite3_bind_text(insert_entry_.get(), 2, body.data(), static_cast<int>(body.size()),
+                      SQLITE_STATIC);
+    bind_hash(insert_entry_.get(), 3, leaf);
+    sqlite3_bind_blob(insert_entry_.get(), 4, subtrees.data(), static_cast<int>(subtrees.size()),
+                      SQLITE_STATIC);
+    if (sqlite3_step(insert_entry_.get()) != SQLITE_DONE)
+      return sqlite_error(db_, "writing entry " + std::to_string(index));
+    return Status::ok();
   }
 
+  // Writer connection: the writer thread only (after open).
   sqlite3* db_ = nullptr;
-  mutable std::mutex db_mutex_;  // guards db_ and the statements
-  Statement insert_entry_, insert_node_, select_leaf_, select_node_, select_body_,
-      insert_checkpoint_, select_checkpoint_;
+  Statement insert_entry_, insert_checkpoint_;
+
+  // Reader connection.
+  sqlite3* read_db_ = nullptr;
+  mutable std::mutex read_mutex_db_;  // guards read_db_ and its statements
+  Statement select_leaf_, select_subtrees_, select_body_, select_checkpoint_;
 
   const SigningKey key_;
   const std::string name_;
@@ -419,8 +458,12 @@ Result<std::unique_ptr<Log>> Log::open(const std::string& path, SigningKey key, 
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
-Result<Receipt> Log::append(Entry e) {
-  return impl_->append(std::move(e));
+Result<Receipt> Log::append(const Entry& e) {
+  return impl_->append(e);
+}
+
+void Log::append_async(const Entry& e, AppendCallback done) {
+  impl_->append_async(e, std::move(done));
 }
 
 uint64_t Log::size() const {

@@ -3,10 +3,13 @@
 // perfect subtree of the Merkle tree live in the same file, so roots and proofs are read, never
 // recomputed from the entries.
 //
-// Appends are group-committed: any number of threads call append(); one writer thread takes
-// whatever has queued up, writes it in one transaction (WAL, synchronous=FULL) and only then
-// answers each caller with its receipt, so a returned append is durable and many appends share
-// one fsync. The queue is bounded: when it is full, append() waits (backpressure).
+// Appends are group-committed: any number of threads call append() or append_async(); one writer
+// thread takes whatever has queued up, writes it in one transaction (WAL, synchronous=FULL) and
+// only then answers each caller with its receipt, so a returned append is durable and many
+// appends share one fsync. The entry is serialised in the caller's thread; the writer only
+// numbers, hashes and stores it. The queue is bounded: when it is full, both calls wait
+// (backpressure). Readers (roots, proofs, entries) use their own SQLite connection and see
+// committed data only, so they do not wait for a batch being written.
 //
 // Every committed batch is covered by a checkpoint signed with the log's key in the same
 // transaction (provenance/checkpoint.h); opening a log rebuilds its root from the stored
@@ -15,6 +18,7 @@
 // Thread-safe: every method may be called from any thread. Blocking (disk) work: never call from
 // an I/O thread. The log never rewrites or deletes an entry.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +30,9 @@
 #include "provenance/proof.h"
 
 namespace dsx::provenance {
+
+// The value of meta.format in a log file this code writes and reads.
+inline constexpr const char* kLogFormat = "dsx-provenance-log/2";
 
 struct Receipt {
   uint64_t index = 0;  // the entry's seq and leaf index
@@ -43,7 +50,13 @@ class Log {
   Log& operator=(const Log&) = delete;
 
   // Appends `e` (its seq is assigned here) and returns once it is durable.
-  Result<Receipt> append(Entry e);
+  Result<Receipt> append(const Entry& e);
+  // Queues `e` and returns; `done` runs once with the receipt when the entry is durable (on the
+  // writer thread: keep it short, hand work elsewhere), or with the error (in this thread when the
+  // entry cannot be serialised or the log is closing). Many appends in flight from one caller
+  // share commits, which is what makes the log fast under load.
+  using AppendCallback = std::function<void(Result<Receipt>)>;
+  void append_async(const Entry& e, AppendCallback done);
 
   uint64_t size() const;
   Result<Hash> root(uint64_t size) const;

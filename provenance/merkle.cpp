@@ -11,17 +11,24 @@
 namespace dsx::provenance {
 namespace {
 
-// One SHA-256 over the concatenation of `parts`, through OpenSSL's EVP interface.
+// One SHA-256 over the concatenation of `parts`, through OpenSSL's EVP interface. The digest
+// is fetched once and each thread keeps one context: allocating a context and looking up the
+// algorithm cost more than hashing a 65-byte node.
 template <size_t N>
 Hash digest(const std::array<std::string_view, N>& parts) {
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context local;
   Hash out{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+  EVP_MD_CTX* ctx = local.ctx;
+  bool ok = kSha256 && ctx && EVP_DigestInit_ex2(ctx, kSha256, nullptr) == 1;
   for (std::string_view p : parts)
     ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
   unsigned int len = 0;
   ok = ok && EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == out.size();
-  EVP_MD_CTX_free(ctx);
   if (!ok) std::abort();  // SHA-256 cannot fail short of a broken OpenSSL: an invariant
   return out;
 }
@@ -188,6 +195,11 @@ Status verify_consistency(uint64_t first, uint64_t second, const Hash& first_roo
     return Status::failed_precondition("wrong second root: the proof leads to " + short_hex(sr) +
                                        ", not to " + short_hex(second_root));
   return Status::ok();
+}
+
+MemoryTree::MemoryTree(uint64_t size) {
+  for (size_t k = 0; (size >> k) > 0; ++k)
+    levels_.emplace_back(static_cast<size_t>(size >> k));
 }
 
 void MemoryTree::append(const Hash& leaf) {

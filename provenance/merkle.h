@@ -53,6 +53,13 @@ Status verify_consistency(uint64_t first, uint64_t second, const Hash& first_roo
 // for concurrent append; const methods may run concurrently.
 class MemoryTree final : public TreeReader {
  public:
+  MemoryTree() = default;
+  // A tree of `size` leaves whose hashes are all zero until set with at(): for filling the
+  // levels directly, e.g. disjoint ranges from several threads at once.
+  explicit MemoryTree(uint64_t size);
+  Hash& at(size_t level, uint64_t index) { return levels_[level][index]; }
+  size_t levels() const { return levels_.size(); }
+
   void append(const Hash& leaf);
   uint64_t size() const override { return levels_.empty() ? 0 : levels_[0].size(); }
   Hash range_hash(uint64_t begin, uint64_t end) const override;

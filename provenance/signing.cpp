@@ -16,9 +16,24 @@
 
 namespace dsx::provenance {
 
+namespace {
+
+// Hex SHA-256 of the DER SubjectPublicKeyInfo.
+std::string der_key_id(EVP_PKEY* k) {
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(k, &der);
+  if (len <= 0) return {};
+  Hash h = sha256(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
+  OPENSSL_free(der);
+  return to_hex(h);
+}
+
+}  // namespace
+
 struct PublicKey::Handle {
   EVP_PKEY* pkey = nullptr;
-  explicit Handle(EVP_PKEY* k) : pkey(k) {}
+  std::string key_id;  // computed once: checkpoints name and compare it on every check
+  explicit Handle(EVP_PKEY* k) : pkey(k), key_id(der_key_id(k)) {}
   ~Handle() { EVP_PKEY_free(pkey); }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
@@ -56,13 +71,9 @@ std::string PublicKey::pem() const {
   return out;
 }
 
-std::string PublicKey::key_id() const {
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(key_->pkey, &der);
-  if (len <= 0) return {};
-  Hash h = sha256(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len)));
-  OPENSSL_free(der);
-  return to_hex(h);
+const std::string& PublicKey::key_id() const {
+  static const std::string kNone;
+  return key_ ? key_->key_id : kNone;
 }
 
 bool PublicKey::verify(std::string_view message, const std::vector<uint8_t>& signature) const {

@@ -20,7 +20,7 @@ class PublicKey {
   static Result<PublicKey> from_pem(std::string_view pem);
   std::string pem() const;
   // Hex SHA-256 of the DER public key: names the key in checkpoints.
-  std::string key_id() const;
+  const std::string& key_id() const;
   bool verify(std::string_view message, const std::vector<uint8_t>& signature) const;
 
   struct Handle;  // EVP_PKEY, shared

@@ -4,6 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/json.h"
 
 using dsx::provenance::canonical_json;
 using dsx::provenance::es_number;
@@ -59,4 +65,164 @@ TEST_CASE("values JCS cannot hold are refused", "[jcs]") {
   CHECK_FALSE(canonical_json(nlohmann::json(uint64_t{1} << 60)));
   CHECK_FALSE(canonical_json(nlohmann::json(std::string("\xff\xfe"))));
   CHECK(canonical_json(nlohmann::json(int64_t{-9007199254740992})));
+}
+
+namespace {
+
+// The reference answer: parse, canonicalise, compare.
+bool canonical_by_parsing(const std::string& text) {
+  auto doc = dsx::parse_json_text(text);
+  if (!doc) return false;
+  auto c = canonical_json(*doc);
+  return c && *c == text;
+}
+
+// A random JSON value with the corners of JCS: non-ASCII and supplementary-plane names, control
+// characters, escapes, integers around 2^53, fractions and exponents.
+nlohmann::json random_value(std::mt19937_64& rng, int depth) {
+  static const std::vector<std::string> kStrings = {"",
+                                                    "a",
+                                                    "seq",
+                                                    "Seq",
+                                                    "\xc3\xa9",
+                                                    "\xef\xbf\xbd",
+                                                    "\xf0\x9f\x98\x80",
+                                                    "\x01",
+                                                    "\x1f",
+                                                    "tab\there",
+                                                    "quote\"",
+                                                    "back\\slash",
+                                                    "/",
+                                                    "\x7f",
+                                                    "line\nbreak",
+                                                    "\xe2\x80\xa8"};
+  static const std::vector<double> kDoubles = {0.5,   -1.25,  1e21,   1e-7,  123456789.125,
+                                               1e300, 5e-324, 0.1,    -0.0,  9007199254740993.0,
+                                               1e20,  3.0,    1.5e-6, -2e22, 333333333.33333329};
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  switch (depth > 3 ? pick(4) : pick(6)) {
+    case 0:
+      return kStrings[pick(kStrings.size())];
+    case 1: {
+      static const std::vector<int64_t> kInts = {
+          0, 1, -1, 42, 9007199254740992, -9007199254740992, 9007199254740993, 1234567890123456};
+      return kInts[pick(kInts.size())];
+    }
+    case 2:
+      return kDoubles[pick(kDoubles.size())];
+    case 3:
+      return pick(3) == 0 ? nlohmann::json(nullptr) : nlohmann::json(pick(2) == 0);
+    case 4: {
+      nlohmann::json a = nlohmann::json::array();
+      for (size_t i = pick(4); i > 0; --i)
+        a.push_back(random_value(rng, depth + 1));
+      return a;
+    }
+    default: {
+      nlohmann::json o = nlohmann::json::object();
+      for (size_t i = pick(5); i > 0; --i)
+        o[kStrings[pick(kStrings.size())]] = random_value(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the one-pass checker agrees with parsing and re-canonicalising", "[jcs]") {
+  using dsx::provenance::is_canonical_json;
+  const std::vector<std::string> texts = {R"({"a":1,"b":[true,false,null]})",
+                                          R"({"b":1,"a":2})",
+                                          R"({"a":1,"a":2})",
+                                          R"({ "a":1})",
+                                          R"([1,2 ])",
+                                          "1",
+                                          "-0",
+                                          "0",
+                                          "01",
+                                          "1.0",
+                                          "1e2",
+                                          "100",
+                                          "1e+21",
+                                          "100000000000000000000",
+                                          "9007199254740992",
+                                          "9007199254740993",
+                                          "-9007199254740993",
+                                          "18446744073709551616",
+                                          "-10000000000000000000",
+                                          "18446744073709552000",
+                                          "0.1",
+                                          "1E2",
+                                          R"("\u001f")",
+                                          R"("\u001F")",
+                                          R"("\n")",
+                                          R"("\u000a")",
+                                          R"("\/")",
+                                          R"("/")",
+                                          R"("\u0041")",
+                                          "\"\xc3\xa9\"",
+                                          "\"\xc3\"",
+                                          "\"\xed\xa0\x80\"",
+                                          "\"\xc0\xaf\"",
+                                          "\"\x01\"",
+                                          R"("a)",
+                                          "",
+                                          R"({"\u00e9":1,"z":2})",
+                                          "{\"z\":1,\"\xc3\xa9\":2}",
+                                          "{\"\xef\xbf\xbd\":1,\"\xf0\x9f\x98\x80\":2}",
+                                          "{\"\xf0\x9f\x98\x80\":1,\"\xef\xbf\xbd\":2}",
+                                          "[]",
+                                          "{}",
+                                          "[{}]",
+                                          "tru",
+                                          "nul",
+                                          "truex"};
+  for (const std::string& t : texts) {
+    INFO(t);
+    CHECK(is_canonical_json(t) == canonical_by_parsing(t));
+  }
+  std::mt19937_64 rng(20261129);
+  for (int i = 0; i < 3000; ++i) {
+    const nlohmann::json v = random_value(rng, 0);
+    auto c = canonical_json(v);
+    if (!c) continue;
+    INFO(*c);
+    REQUIRE(is_canonical_json(*c));
+    // One-character edits: a space, a dropped or doubled character.
+    for (size_t k = 0; k < 4 && !c->empty(); ++k) {
+      std::string m = *c;
+      const size_t at = static_cast<size_t>(rng() % m.size());
+      switch (k) {
+        case 0:
+          m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), ' ');
+          break;
+        case 1:
+          m.erase(at, 1);
+          break;
+        case 2: {
+          const char doubled = m[at];
+          m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), doubled);
+          break;
+        }
+        default:
+          m[at] = static_cast<char>(m[at] ^ 0x20);
+      }
+      INFO(m);
+      CHECK(is_canonical_json(m) == canonical_by_parsing(m));
+    }
+  }
+}
+
+TEST_CASE("the one-pass checker finds the top-level seq", "[jcs]") {
+  using dsx::provenance::is_canonical_json;
+  std::optional<uint64_t> seq;
+  CHECK(is_canonical_json(R"({"a":{"seq":7},"seq":12,"z":1})", &seq));
+  CHECK(seq == 12u);
+  CHECK(is_canonical_json(R"({"seq":"12"})", &seq));
+  CHECK_FALSE(seq);
+  CHECK(is_canonical_json(R"({"seq":-3})", &seq));
+  CHECK_FALSE(seq);
+  CHECK(is_canonical_json(R"({"seq":1.5})", &seq));
+  CHECK_FALSE(seq);
+  CHECK_FALSE(is_canonical_json(R"({"seq":012})", &seq));
 }

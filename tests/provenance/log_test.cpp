@@ -245,7 +245,7 @@ TEST_CASE("a log whose stored tree differs from its signed checkpoint is refused
       REQUIRE(log->append(entry(i)));
   }
   // Rewrite a stored subtree hash, as an attacker editing entries and nodes consistently would.
-  edit(tmp, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 3 AND idx = 0");
+  edit(tmp, "UPDATE entries SET subtrees = zeroblob(96) WHERE idx = 7");
   auto log = try_open(tmp);
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("does not have the root its latest checkpoint signs") !=
@@ -325,7 +325,8 @@ TEST_CASE("audit verify passes an intact log and names every kind of damage", "[
     TempLog tmp;
     write_log(tmp);
     edit(tmp,
-         "INSERT INTO entries(idx, body, leaf) SELECT 20, body, leaf FROM entries WHERE idx = 19");
+         "INSERT INTO entries(idx, body, leaf, subtrees) SELECT 20, body, leaf, x'' FROM entries "
+         "WHERE idx = 19");
     auto problems = audit(tmp);
     CHECK(mentions(problems, "entries 20 to 20 are not covered by any signed checkpoint"));
     CHECK(mentions(problems, "entry 20 says it is entry 19"));
@@ -333,14 +334,13 @@ TEST_CASE("audit verify passes an intact log and names every kind of damage", "[
   SECTION("entries cut off at the end") {
     TempLog tmp;
     write_log(tmp);
-    edit(tmp,
-         "DELETE FROM entries WHERE idx >= 15; DELETE FROM nodes WHERE (idx + 1) << level > 15");
+    edit(tmp, "DELETE FROM entries WHERE idx >= 15");
     CHECK(mentions(audit(tmp), "the log has only 15 entries (entries at the end were deleted)"));
   }
   SECTION("a tree node edited") {
     TempLog tmp;
     write_log(tmp);
-    edit(tmp, "UPDATE nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1");
+    edit(tmp, "UPDATE entries SET subtrees = zeroblob(96) WHERE idx = 7");
     CHECK(mentions(audit(tmp), "tree node level 2 index 1 (entries 4 to 7) differs"));
   }
   SECTION("a checkpoint forged") {
