@@ -556,7 +556,7 @@ void build_log(const Options& o, const std::string& path, const prov::SigningKey
                const std::string& pad) {
   const uint64_t per_thread = o.entries / o.threads;
   const uint64_t rest = o.entries % o.threads;
-  std::printf("\n(2) Building a log of %s entries: %llu threads call Log::append ...\n",
+  std::printf("\n(2) Building a log of %s entries: %llu threads call Log::append_async ...\n",
               grouped(static_cast<double>(o.entries)).c_str(),
               static_cast<unsigned long long>(o.threads));
   std::fflush(stdout);

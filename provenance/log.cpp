@@ -142,12 +142,6 @@ class Log::Impl final : public TreeReader {
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);";
     if (sqlite3_exec(db_, schema, nullptr, nullptr, nullptr) != SQLITE_OK)
       return sqlite_error(db_, "preparing the log " + path);
-    for (auto [stmt, sql] :
-         {std::pair{&insert_entry_,
-                    "INSERT INTO entries(idx, body, leaf, subtrees) VALUES(?, ?, ?, ?)"},
-          std::pair{&insert_checkpoint_, "INSERT INTO checkpoints(size, body) VALUES(?, ?)"}}) {
-      if (Status s = stmt->prepare(db_, sql); !s) return s;
-    }
     // What the file is and the key it is signed with, for auditors reading a copy (they should
     // still check signatures against the key the broker publishes).
     {
@@ -173,6 +167,12 @@ class Log::Impl final : public TreeReader {
         return Status::failed_precondition("the log " + path + " has format \"" +
                                            std::string(f ? f : "") + "\"; this dsx reads " +
                                            kLogFormat);
+    }
+    for (auto [stmt, sql] :
+         {std::pair{&insert_entry_,
+                    "INSERT INTO entries(idx, body, leaf, subtrees) VALUES(?, ?, ?, ?)"},
+          std::pair{&insert_checkpoint_, "INSERT INTO checkpoints(size, body) VALUES(?, ?)"}}) {
+      if (Status s = stmt->prepare(db_, sql); !s) return s;
     }
     // Readers get their own connection: in WAL mode they read the last commit while the writer
     // writes the next.

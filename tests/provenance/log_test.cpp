@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -492,4 +494,43 @@ TEST_CASE("the log exports as PROV-O JSON-LD", "[audit]") {
   CHECK(decision["prov:wasInformedBy"][0]["@id"] == "urn:dsx:negotiation:9");
   CHECK(decision["prov:used"][0]["@id"] == "urn:dsx:offer:1");
   CHECK((*doc)["@context"]["prov"] == "http://www.w3.org/ns/prov#");
+}
+
+TEST_CASE("append_async answers every entry once, with consecutive indices", "[log]") {
+  TempLog tmp;
+  auto log = open_log(tmp);
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<uint64_t> indices;
+  size_t failures = 0;
+  constexpr size_t kCount = 2000;
+  for (size_t i = 0; i < kCount; ++i)
+    log->append_async(entry(static_cast<int>(i)), [&](dsx::Result<dsx::provenance::Receipt> r) {
+      std::lock_guard lock(m);
+      if (r)
+        indices.push_back(r->index);
+      else
+        ++failures;
+      cv.notify_one();
+    });
+  std::unique_lock lock(m);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(60),
+                      [&] { return indices.size() + failures == kCount; }));
+  CHECK(failures == 0);
+  std::sort(indices.begin(), indices.end());
+  for (size_t i = 0; i < indices.size(); ++i)
+    CHECK(indices[i] == i);
+  CHECK(log->size() == kCount);
+}
+
+TEST_CASE("a log file of another format is refused with a clear message", "[log]") {
+  TempLog tmp;
+  {
+    auto log = open_log(tmp);
+    REQUIRE(log->append(entry(0)));
+  }
+  edit(tmp, "UPDATE meta SET value = 'dsx-provenance-log/1' WHERE key = 'format'");
+  auto log = try_open(tmp);
+  REQUIRE_FALSE(log);
+  CHECK(log.status().message().find("has format \"dsx-provenance-log/1\"") != std::string::npos);
 }
