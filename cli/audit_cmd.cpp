@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/files.h"
+#include "cli/remote.h"
 #include "common/time.h"
 #include "provenance/audit.h"
 #include "provenance/proof.h"
@@ -135,10 +136,95 @@ int run_export(const std::string& db, const std::string& format) {
   return 0;
 }
 
+// GET `target` from the broker's auditor API and print the body (JSON) to standard output.
+int run_remote_get(const RemoteOptions& remote, const std::string& target) {
+  auto client = connect(remote);
+  if (!client) {
+    std::cerr << "dsx: " << client.status().message() << "\n";
+    return kInvalid;
+  }
+  auto reply = (*client)->request("GET", target);
+  if (!reply) {
+    std::cerr << "dsx: " << reply.status().message() << "\n";
+    return kInvalid;
+  }
+  if (reply->status != 200) {
+    std::cerr << "dsx: the broker refused: " << connectors::describe_error(*reply) << "\n";
+    return reply->status >= 400 && reply->status < 500 ? kMalformed : kInvalid;
+  }
+  auto doc = nlohmann::json::parse(reply->body, nullptr, false);
+  std::cout << (doc.is_discarded() ? reply->body : doc.dump(2)) << "\n";
+  return 0;
+}
+
+struct ProofOptions {
+  RemoteOptions remote;
+  std::optional<uint64_t> index, size, first, second;
+};
+
+int run_proof(const ProofOptions& o) {
+  std::string target;
+  if (o.index && !o.first && !o.second) {
+    target = "/audit/proof/inclusion?index=" + std::to_string(*o.index);
+    if (o.size) target += "&size=" + std::to_string(*o.size);
+  } else if (o.first && !o.index && !o.size) {
+    target = "/audit/proof/consistency?first=" + std::to_string(*o.first);
+    if (o.second) target += "&second=" + std::to_string(*o.second);
+  } else {
+    std::cerr << "dsx: give --index N [--size M] for an inclusion proof, or --first A "
+                 "[--second B] for a consistency proof\n";
+    return kMalformed;
+  }
+  return run_remote_get(o.remote, target);
+}
+
+int run_remote_log(const RemoteOptions& remote, const LogOptions& o) {
+  auto client = connect(remote);
+  if (!client) {
+    std::cerr << "dsx: " << client.status().message() << "\n";
+    return kInvalid;
+  }
+  std::string query;
+  if (!o.actor.empty()) query += "&actor=" + o.actor;
+  if (!o.action.empty()) query += "&action=" + o.action;
+  for (uint64_t from = o.from;;) {
+    std::string t = "/audit/entries?limit=1000&from=" + std::to_string(from) + query;
+    if (o.to != UINT64_MAX) t += "&to=" + std::to_string(o.to);
+    auto reply = (*client)->request("GET", t);
+    if (!reply) {
+      std::cerr << "dsx: " << reply.status().message() << "\n";
+      return kInvalid;
+    }
+    if (reply->status != 200) {
+      std::cerr << "dsx: the broker refused: " << connectors::describe_error(*reply) << "\n";
+      return kMalformed;
+    }
+    auto page = nlohmann::json::parse(reply->body, nullptr, false);
+    for (const auto& item : page.value("entries", nlohmann::json::array())) {
+      const auto& e = item["entry"];
+      if (o.json) {
+        std::cout << e.dump() << "\n";
+        continue;
+      }
+      std::cout << "#" << item.value("index", uint64_t{0}) << "  " << e.value("time", "") << "  "
+                << e.value("action", "") << "  by " << e.value("actor", "");
+      for (const auto& subject : e.value("subjects", nlohmann::json::array()))
+        std::cout << "  " << subject.get<std::string>();
+      if (e.contains("details") && !e["details"].empty())
+        std::cout << "\n    " << e["details"].dump();
+      std::cout << "\n";
+    }
+    if (!page.contains("next")) break;
+    from = page["next"].get<uint64_t>();
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_audit_commands(CLI::App& app, int* exit_status) {
-  CLI::App* group = app.add_subcommand("audit", "Auditor tools: check the provenance log offline");
+  CLI::App* group = app.add_subcommand(
+      "audit", "Auditor tools: fetch checkpoints, entries and proofs; check them offline");
   group->require_subcommand(1);
 
   auto path = std::make_shared<std::string>();
@@ -167,14 +253,43 @@ void add_audit_commands(CLI::App& app, int* exit_status) {
   auto log = std::make_shared<LogOptions>();
   CLI::App* l = group->add_subcommand(
       "log", "Print the entries of a log file, oldest first (filters combine).");
-  l->add_option("--db", log->db, "the log file (SQLite)")->required()->type_name("FILE");
+  auto log_remote = std::make_shared<RemoteOptions>();
+  l->add_option("--db", log->db, "the log file (SQLite); or, without --db, ask the broker")
+      ->type_name("FILE");
+  add_remote_options(l, *log_remote);
   l->add_option("--from", log->from, "first entry index (default 0)")->type_name("N");
   l->add_option("--to", log->to, "last entry index, included (default: the last)")->type_name("N");
   l->add_option("--actor", log->actor, "only entries by this participant id")->type_name("ID");
   l->add_option("--action", log->action, "only entries with this action, e.g. policy.decided")
       ->type_name("A");
   l->add_flag("--json", log->json, "print each entry as its canonical JSON, one per line");
-  l->callback([log, exit_status] { *exit_status = run_log(*log); });
+  l->callback([log, log_remote, exit_status] {
+    *exit_status = log->db.empty() ? run_remote_log(*log_remote, *log) : run_log(*log);
+  });
+
+  auto checkpoint = std::make_shared<RemoteOptions>();
+  CLI::App* cp = group->add_subcommand(
+      "checkpoint",
+      "Fetch the broker's latest signed checkpoint (tree size, root hash, time, signature):\n"
+      "keep it, and check later checkpoints against it with dsx audit proof --first.");
+  add_remote_options(cp, *checkpoint);
+  cp->callback([checkpoint, exit_status] {
+    *exit_status = run_remote_get(*checkpoint, "/audit/checkpoint");
+  });
+
+  auto proof = std::make_shared<ProofOptions>();
+  CLI::App* pr = group->add_subcommand(
+      "proof",
+      "Fetch a proof from the broker, in the form dsx audit verify-proof checks:\n"
+      "  --index N [--size M]       entry N is in the tree of size M (default: the latest\n"
+      "                             checkpoint's size)\n"
+      "  --first A [--second B]     the tree of size B extends the tree of size A");
+  add_remote_options(pr, proof->remote);
+  pr->add_option("--index", proof->index, "entry index")->type_name("N");
+  pr->add_option("--size", proof->size, "tree size for the inclusion proof")->type_name("M");
+  pr->add_option("--first", proof->first, "the earlier tree size")->type_name("A");
+  pr->add_option("--second", proof->second, "the later tree size")->type_name("B");
+  pr->callback([proof, exit_status] { *exit_status = run_proof(*proof); });
 
   auto export_db = std::make_shared<std::string>();
   auto export_format = std::make_shared<std::string>("prov");

@@ -12,6 +12,8 @@ namespace dsx::cli {
 void add_policy_commands(CLI::App& app, int* exit_status);
 void add_demo_command(CLI::App& app, int* exit_status);
 void add_audit_commands(CLI::App& app, int* exit_status);
+void add_broker_command(CLI::App& app, int* exit_status);
+void add_connector_commands(CLI::App& app, int* exit_status);
 void add_certs_commands(CLI::App& app, int* exit_status);
 
 }  // namespace dsx::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   dsx::cli::add_policy_commands(app, &exit_status);
   dsx::cli::add_demo_command(app, &exit_status);
   dsx::cli::add_audit_commands(app, &exit_status);
+  dsx::cli::add_broker_command(app, &exit_status);
+  dsx::cli::add_connector_commands(app, &exit_status);
   dsx::cli::add_certs_commands(app, &exit_status);
 
   try {

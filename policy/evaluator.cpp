@@ -31,7 +31,8 @@ std::string list_text(std::span<const Value> values, bool as_list) {
     if (i) out += ", ";
     out += values[i].text();
   }
-  if (values.size() > kMaxShown) out += ", ... and " + std::to_string(values.size() - kMaxShown) + " more";
+  if (values.size() > kMaxShown)
+    out += ", ... and " + std::to_string(values.size() - kMaxShown) + " more";
   return out + "]";
 }
 
@@ -48,7 +49,9 @@ class Evaluation {
  public:
   using Reasons = std::vector<std::string>;
 
-  Evaluation(const Request& request, const State& state) : request_(request), state_(state) {}
+  // `optimistic`: read undecidable constraints the permissive way (could_permit).
+  Evaluation(const Request& request, const State& state, bool optimistic = false)
+      : request_(request), state_(state), optimistic_(optimistic) {}
 
   // ---- values ---------------------------------------------------------------------------------
 
@@ -105,7 +108,7 @@ class Evaluation {
   bool holds(const Constraint& c, Missing missing, Reasons* reasons) {
     Truth t = truth(c, reasons);
     if (t != Truth::kUnknown) return t == Truth::kTrue;
-    const bool h = missing == Missing::kHolds;
+    const bool h = (missing == Missing::kHolds) != optimistic_;
     if constexpr (kExplain)
       reasons->push_back(h ? "  ... so it is taken as satisfied (the restrictive reading)"
                            : "  ... so it is taken as not satisfied");
@@ -125,7 +128,8 @@ class Evaluation {
     for (const Constraint& c : cs) {
       if constexpr (kExplain) {
         // Decide without words first; build the reasons only where they are kept.
-        const bool quick = Evaluation<false>(request_, state_).holds(c, missing, nullptr);
+        const bool quick =
+            Evaluation<false>(request_, state_, optimistic_).holds(c, missing, nullptr);
         ok = ok && quick;
         Reasons* into = quick ? successes : failures;
         if (!into) continue;
@@ -171,8 +175,8 @@ class Evaluation {
         break;
     }
     if constexpr (kExplain) {
-      std::string head = to_string(c) + " " + truth_text(result) + ": " +
-                         std::to_string(satisfied) + " hold";
+      std::string head =
+          to_string(c) + " " + truth_text(result) + ": " + std::to_string(satisfied) + " hold";
       if (unknown) head += ", " + std::to_string(unknown) + " cannot be decided";
       if (c.kind == K::kXone) head += " (exactly one must)";
       reasons->push_back(std::move(head));
@@ -245,14 +249,25 @@ class Evaluation {
         }
         bool h = false;
         switch (c.op) {
-          case Operator::kEq: h = *order == std::partial_ordering::equivalent; break;
-          case Operator::kNeq: h = *order != std::partial_ordering::equivalent; break;
-          case Operator::kLt: h = *order == std::partial_ordering::less; break;
-          case Operator::kLteq: h = *order == std::partial_ordering::less ||
-                                    *order == std::partial_ordering::equivalent; break;
-          case Operator::kGt: h = *order == std::partial_ordering::greater; break;
-          default: h = *order == std::partial_ordering::greater ||
-                       *order == std::partial_ordering::equivalent;
+          case Operator::kEq:
+            h = *order == std::partial_ordering::equivalent;
+            break;
+          case Operator::kNeq:
+            h = *order != std::partial_ordering::equivalent;
+            break;
+          case Operator::kLt:
+            h = *order == std::partial_ordering::less;
+            break;
+          case Operator::kLteq:
+            h = *order == std::partial_ordering::less ||
+                *order == std::partial_ordering::equivalent;
+            break;
+          case Operator::kGt:
+            h = *order == std::partial_ordering::greater;
+            break;
+          default:
+            h = *order == std::partial_ordering::greater ||
+                *order == std::partial_ordering::equivalent;
         }
         return h ? Truth::kTrue : Truth::kFalse;
       }
@@ -367,7 +382,8 @@ class Evaluation {
       matched =
           any_entity(rule.assignees, request_.party(), missing, "assignee", reasons) && matched;
     bool action_ok = rule.actions.empty();
-    for (const Action& a : rule.actions) action_ok = action_ok || action_matches(a);
+    for (const Action& a : rule.actions)
+      action_ok = action_ok || action_matches(a);
     if constexpr (kExplain) {
       if (!action_ok) {
         std::string names;
@@ -384,7 +400,8 @@ class Evaluation {
     Reasons successes;
     Reasons* why_applies = kExplain && rule.kind != RuleKind::kPermission ? &successes : nullptr;
     bool active = all_hold(rule.constraints, missing, reasons, why_applies);
-    if (kExplain || active) active = refinements_hold(rule, missing, reasons, why_applies) && active;
+    if (kExplain || active)
+      active = refinements_hold(rule, missing, reasons, why_applies) && active;
     if constexpr (kExplain) {
       out->active = active;
       if (active) out->reasons.insert(out->reasons.end(), successes.begin(), successes.end());
@@ -574,6 +591,7 @@ class Evaluation {
 
   const Request& request_;
   const State& state_;
+  const bool optimistic_ = false;
   std::optional<Value> now_;
 };
 
@@ -581,6 +599,10 @@ class Evaluation {
 
 bool permits(const Policy& policy, const Request& request, const State& state) {
   return Evaluation<false>(request, state).fast(policy);
+}
+
+bool could_permit(const Policy& policy, const Request& request, const State& state) {
+  return Evaluation<false>(request, state, /*optimistic=*/true).fast(policy);
 }
 
 Decision decide(const Policy& policy, const Request& request, const State& state) {

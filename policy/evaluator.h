@@ -39,4 +39,10 @@ struct Decision {
 bool permits(const Policy& policy, const Request& request, const State& state);
 Decision decide(const Policy& policy, const Request& request, const State& state);
 
+// Whether the request could be permitted once the values it leaves out are known: constraints
+// that cannot be decided (no value, or values that do not compare) are read the permissive way
+// instead of the restrictive one. The catalog uses it to hide an offer from a participant only
+// when what is already known rules the offer out (another country, not a member, expired).
+bool could_permit(const Policy& policy, const Request& request, const State& state);
+
 }  // namespace dsx::policy

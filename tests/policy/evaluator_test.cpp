@@ -97,8 +97,9 @@ TEST_CASE("a missing value takes the restrictive reading", "[evaluator]") {
   Request none = request_from(p, R"({"action": "read", "context": {"purpose": []}})");
   Decision d = decide(p, none, state_at("2024-01-01T00:00:00Z"));
   CHECK_FALSE(d.permit);
-  CHECK(has_reason(d.rules.at(0).reasons,
-                   "constraint purpose isNoneOf [urn:marketing] cannot be decided: no value for purpose"));
+  CHECK(has_reason(
+      d.rules.at(0).reasons,
+      "constraint purpose isNoneOf [urn:marketing] cannot be decided: no value for purpose"));
   CHECK(has_reason(d.rules.at(0).reasons, "so it is taken as not satisfied"));
   CHECK(has_reason(d.rules.at(1).reasons, "cannot be decided: no value for spatial"));
   CHECK(has_reason(d.rules.at(1).reasons, "so it is taken as satisfied (the restrictive reading)"));
@@ -106,6 +107,33 @@ TEST_CASE("a missing value takes the restrictive reading", "[evaluator]") {
   Request given = request_from(
       p, R"({"action": "read", "context": {"purpose": "urn:research", "spatial": "de"}})");
   CHECK(permits(p, given, state_at("2024-01-01T00:00:00Z")));
+}
+
+TEST_CASE("could_permit reads undecidable constraints the permissive way", "[evaluator]") {
+  Policy p = policy_from(R"({"uid": "urn:p",
+    "permission": [{"uid": "urn:perm", "action": "use",
+      "constraint": [{"leftOperand": "spatial", "operator": "eq", "rightOperand": "DE"},
+                     {"leftOperand": "purpose", "operator": "eq", "rightOperand": "urn:research"}]}],
+    "prohibition": [{"uid": "urn:proh", "action": "use",
+      "constraint": [{"leftOperand": "recipient", "operator": "eq", "rightOperand": "urn:rival"}]}]})");
+  const State now = state_at("2024-01-01T00:00:00Z");
+  // Country known and right, purpose unknown: could be permitted, is not yet.
+  Request de = request_from(p, R"({"action": "use", "context": {"spatial": "DE"}})");
+  CHECK(could_permit(p, de, now));
+  CHECK_FALSE(permits(p, de, now));
+  // Country known and wrong: no purpose can help.
+  Request fr = request_from(p, R"({"action": "use", "context": {"spatial": "FR"}})");
+  CHECK_FALSE(could_permit(p, fr, now));
+  // Known to trigger the prohibition.
+  Request rival = request_from(
+      p, R"({"action": "use", "context": {"spatial": "DE", "recipient": "urn:rival"}})");
+  CHECK_FALSE(could_permit(p, rival, now));
+  // Everything known and fine: both agree.
+  Request ok =
+      request_from(p, R"({"action": "use", "context": {"spatial": "DE", "purpose": "urn:research",
+                                        "recipient": "urn:friend"}})");
+  CHECK(could_permit(p, ok, now));
+  CHECK(permits(p, ok, now));
 }
 
 TEST_CASE("conflict strategies decide between an active permission and prohibition",
@@ -214,10 +242,15 @@ TEST_CASE("values that cannot be compared never satisfy neq or isNoneOf", "[eval
       {"leftOperand": "ex:level", "operator": "isNoneOf", "rightOperand": [5, 6]}]}]})");
   const auto now = state_at("2024-01-01T00:00:00Z");
   // count "five" neq 5 cannot be decided: the permission's constraint fails.
-  CHECK_FALSE(permits(p, request_from(p, R"({"action": "read", "context": {"count": "five", "ex:level": 5}})"), now));
+  CHECK_FALSE(permits(
+      p, request_from(p, R"({"action": "read", "context": {"count": "five", "ex:level": 5}})"),
+      now));
   // "high" isNoneOf [5, 6] cannot be decided: the prohibition applies.
-  CHECK_FALSE(permits(p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": "high"}})"), now));
-  CHECK(permits(p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": 5}})"), now));
+  CHECK_FALSE(permits(
+      p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": "high"}})"),
+      now));
+  CHECK(permits(p, request_from(p, R"({"action": "read", "context": {"count": 4, "ex:level": 5}})"),
+                now));
 }
 
 TEST_CASE("partOf is followed through long lists, chains and cycles", "[evaluator]") {
@@ -237,7 +270,8 @@ TEST_CASE("partOf is followed through long lists, chains and cycles", "[evaluato
   CHECK_FALSE(decide(p, r, s).permit);
 }
 
-TEST_CASE("a rule applies when any of its covering actions has its refinements met", "[evaluator]") {
+TEST_CASE("a rule applies when any of its covering actions has its refinements met",
+          "[evaluator]") {
   Policy p = policy_from(R"({"uid": "urn:p", "permission": [{"action": "read"}],
     "prohibition": [{"action": [{"rdf:value": {"@id": "odrl:read"}, "refinement": [
       {"leftOperand": "purpose", "operator": "eq", "rightOperand": "urn:marketing"}]}, "use"]}]})");

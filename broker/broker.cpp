@@ -1,0 +1,133 @@
+#include "broker/broker.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "broker/audit_api.h"
+#include "broker/catalog.h"
+#include "broker/logger.h"
+#include "broker/metrics.h"
+#include "broker/router.h"
+#include "broker/server.h"
+#include "broker/store.h"
+#include "broker/tls.h"
+#include "certs/identity.h"
+#include "provenance/log.h"
+#include "provenance/signing.h"
+
+namespace dsx::broker {
+
+struct Broker::Parts {
+  BrokerConfig config;
+  const Clock& clock;
+  Logger logger;
+  Metrics metrics;
+  std::unique_ptr<provenance::Log> log;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<TlsContexts> tls;
+  Router router;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<Server> server;
+
+  Parts(BrokerConfig c, std::FILE* out, const Clock& clk)
+      : config(std::move(c)), clock(clk), logger(out, clk) {}
+  ~Parts() {
+    server.reset();  // connections first, then the services they use
+    catalog.reset();
+    log.reset();  // finishes queued appends
+  }
+};
+
+Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* log_out,
+                                               const Clock& clock) {
+  if (Status s = validate(config); !s) return s;
+  auto p = std::make_unique<Parts>(std::move(config), log_out, clock);
+  const BrokerConfig& c = p->config;
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec)
+    return Status::invalid_argument("data: cannot create " + c.data_dir.string() + ": " +
+                                    ec.message());
+  ::chmod(c.data_dir.c_str(), 0700);  // the log's key lives here
+
+  auto me = certs::load_identity(c.cert_dir / "cert.pem");
+  if (!me) return Status::invalid_argument("cert: " + me.status().message());
+  auto key = provenance::SigningKey::load_or_create((c.data_dir / "log.key").string());
+  if (!key) return key.status();
+  auto log = provenance::Log::open((c.data_dir / "provenance.db").string(), std::move(*key),
+                                   "dsx-broker " + me->participant_id, clock);
+  if (!log) return log.status();
+  p->log = std::move(*log);
+  auto store = open_sqlite_store((c.data_dir / "broker.db").string());
+  if (!store) return store.status();
+  p->store = std::move(*store);
+  auto tls = TlsContexts::create(c);
+  if (!tls) return tls.status();
+  p->tls = std::move(*tls);
+
+  p->catalog = std::make_unique<Catalog>(c, *p->store, *p->log, clock, me->participant_id);
+  if (Status s = p->catalog->load(); !s) return s;
+  p->catalog->add_routes(p->router);
+  add_audit_routes(p->router, *p->log);
+  Parts* raw = p.get();
+  p->router.add({"GET",
+                 "/healthz",
+                 "healthz",
+                 {},
+                 "Error",
+                 [raw](const HttpRequest&, const Caller&, const PathParams&) {
+                   return json_response(200, {{"status", "ok"},
+                                              {"provenanceLogEntries", raw->log->size()},
+                                              {"datasets", raw->catalog->size()}});
+                 }});
+  p->router.add({"GET",
+                 "/metrics",
+                 "metrics",
+                 {"operator", "auditor"},
+                 "Error",
+                 [raw](const HttpRequest&, const Caller&, const PathParams&) {
+                   HttpResponse r;
+                   r.content_type = "text/plain; version=0.0.4";
+                   r.body = raw->metrics.prometheus_text();
+                   return r;
+                 }});
+  p->router.on_refusal(
+      [raw](const Caller& caller, const HttpRequest& req, const HttpResponse& resp,
+            const std::string& route) { raw->catalog->log_refusal(caller, req, resp, route); });
+  p->metrics.gauge("dsx_provenance_log_entries", "Entries in the provenance log.",
+                   [raw] { return static_cast<double>(raw->log->size()); });
+  p->metrics.gauge("dsx_catalog_datasets", "Datasets published and not withdrawn.",
+                   [raw] { return static_cast<double>(raw->catalog->size()); });
+
+  p->server = std::make_unique<Server>(c, p->router, p->metrics, p->logger, *p->tls);
+  if (Status s = p->server->listen(); !s) return s;
+  if (c.crl_file.empty())
+    p->logger.warn("broker.no_crl", {{"hint", "without --crl, revoked certificates are accepted"}});
+  p->logger.info("broker.listening", {{"host", c.listen_host},
+                                      {"port", p->server->port()},
+                                      {"participantId", me->participant_id},
+                                      {"data", c.data_dir.string()},
+                                      {"logEntries", p->log->size()},
+                                      {"datasets", p->catalog->size()}});
+  return std::unique_ptr<Broker>(new Broker(std::move(p)));
+}
+
+Broker::Broker(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+Broker::~Broker() = default;
+
+uint16_t Broker::port() const {
+  return parts_->server->port();
+}
+
+void Broker::run(bool stop_on_signals) {
+  parts_->server->run(stop_on_signals);
+  parts_->logger.info("broker.stopped", {{"logEntries", parts_->log->size()}});
+}
+
+void Broker::stop() {
+  parts_->server->stop();
+}
+
+}  // namespace dsx::broker

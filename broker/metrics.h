@@ -1,0 +1,50 @@
+#pragma once
+// The broker's counters, exposed at GET /metrics in the Prometheus text format (0.0.4):
+//   dsx_connections_open, dsx_connections_total, dsx_requests_total{route,status},
+//   dsx_handshake_failures_total{reason}, dsx_limit_violations_total{limit},
+//   dsx_provenance_log_entries, dsx_catalog_datasets.
+// Thread-safe: any thread may count; gauges read from callbacks at scrape time.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace dsx::broker {
+
+class Metrics {
+ public:
+  void connection_opened() {
+    ++open_;
+    ++total_;
+  }
+  void connection_closed() { --open_; }
+  int64_t connections_open() const { return open_.load(); }
+
+  void request(const std::string& route, int status);
+  void handshake_failure(const std::string& reason);
+  void limit_violation(const std::string& limit);
+
+  // A gauge read at scrape time (e.g. the log's size).
+  void gauge(std::string name, std::string help, std::function<double()> read);
+
+  std::string prometheus_text() const;
+
+ private:
+  std::atomic<int64_t> open_{0};
+  std::atomic<uint64_t> total_{0};
+  mutable std::mutex mutex_;  // guards the maps below
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, uint64_t> handshake_failures_;
+  std::map<std::string, uint64_t> limit_violations_;
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  std::vector<Gauge> gauges_;
+};
+
+}  // namespace dsx::broker

@@ -1,0 +1,484 @@
+#include "broker/server.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "certs/identity.h"
+
+namespace dsx::broker {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+namespace {
+
+constexpr auto kDrainTimeout = 10s;  // stop(): how long requests in progress may finish
+constexpr auto kTlsCloseTimeout = 2s;
+
+// One connection, as stop() sees it: whether it is inside a request, and how to cut it.
+struct SessionHandle {
+  std::mutex mutex;  // guards stream
+  beast::tcp_stream* stream = nullptr;
+  asio::any_io_executor executor;  // the session's strand
+  std::atomic<bool> busy{false};
+
+  void cancel() {
+    std::lock_guard lock(mutex);
+    if (!stream) return;
+    asio::post(executor, [this] {
+      std::lock_guard inner(mutex);
+      if (stream) stream->cancel();
+    });
+  }
+};
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
+       TlsContexts& tls)
+      : config_(config),
+        router_(router),
+        metrics_(metrics),
+        logger_(logger),
+        tls_(tls),
+        ioc_(static_cast<int>(config.io_threads)),
+        workers_(config.worker_threads),
+        acceptor_(ioc_),
+        crl_timer_(ioc_) {}
+
+  Status listen() {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(config_.listen_host, ec);
+    if (ec) {
+      // A host name: resolve it (at start-up only).
+      tcp::resolver resolver(ioc_);
+      auto results = resolver.resolve(config_.listen_host, "", ec);
+      if (ec || results.empty())
+        return Status::invalid_argument("listen: cannot resolve " + config_.listen_host + ": " +
+                                        ec.message());
+      address = results.begin()->endpoint().address();
+    }
+    const tcp::endpoint endpoint(address, config_.listen_port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Status::invalid_argument("listen: cannot listen on " + config_.listen_host + ":" +
+                                      std::to_string(config_.listen_port) + ": " + ec.message());
+    port_ = acceptor_.local_endpoint().port();
+    return Status::ok();
+  }
+
+  uint16_t port() const { return port_; }
+
+  void run(bool stop_on_signals) {
+    asio::signal_set signals(ioc_);
+    if (stop_on_signals) {
+      signals.add(SIGINT);
+      signals.add(SIGTERM);
+      signals.async_wait([this](boost::system::error_code ec, int signal) {
+        if (ec) return;
+        logger_.info("broker.signal", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+        stop();
+      });
+    }
+    asio::co_spawn(ioc_, accept_loop(), asio::detached);
+    asio::co_spawn(ioc_, crl_loop(), asio::detached);
+    std::vector<std::thread> threads;
+    for (uint32_t i = 1; i < config_.io_threads; ++i)
+      threads.emplace_back([this] { ioc_.run(); });
+    ioc_.run();
+    for (auto& t : threads)
+      t.join();
+    workers_.join();
+  }
+
+  void stop() {
+    asio::post(ioc_, [this] {
+      if (stopping_.exchange(true)) return;
+      logger_.info("broker.stopping", {{"connections", metrics_.connections_open()}});
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      crl_timer_.cancel();
+      for_each_session([](SessionHandle& s) {
+        if (!s.busy) s.cancel();
+      });
+      asio::co_spawn(ioc_, drain(), asio::detached);
+    });
+  }
+
+ private:
+  template <typename Fn>
+  void for_each_session(Fn fn) {
+    std::lock_guard lock(sessions_mutex_);
+    for (const auto& s : sessions_)
+      fn(*s);
+  }
+
+  awaitable<void> drain() {
+    asio::steady_timer timer(ioc_);
+    const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+    for (;;) {
+      {
+        std::lock_guard lock(sessions_mutex_);
+        if (sessions_.empty()) break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        for_each_session([](SessionHandle& s) { s.cancel(); });
+        deadline_passed_ = true;
+      }
+      timer.expires_after(20ms);
+      co_await timer.async_wait(kTuple);
+      if (deadline_passed_ && std::chrono::steady_clock::now() > deadline + 2s) break;
+    }
+    ioc_.stop();
+  }
+
+  awaitable<void> accept_loop() {
+    while (!stopping_) {
+      auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), kTuple);
+      if (ec) {
+        if (stopping_ || ec == asio::error::operation_aborted) co_return;
+        log_accept_failure(ec);
+        continue;
+      }
+      metrics_.connection_opened();
+      if (static_cast<uint64_t>(metrics_.connections_open()) > config_.limits.max_connections) {
+        metrics_.limit_violation("max_connections");
+        metrics_.connection_closed();
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto handle = std::make_shared<SessionHandle>();
+      handle->executor = socket.get_executor();
+      {
+        std::lock_guard lock(sessions_mutex_);
+        sessions_.insert(handle);
+      }
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, session(std::move(socket), handle),
+                     [this, handle](std::exception_ptr e) {
+                       if (e) {
+                         try {
+                           std::rethrow_exception(e);
+                         } catch (const std::exception& ex) {
+                           logger_.error("session.crashed", {{"error", ex.what()}});
+                         }
+                       }
+                       metrics_.connection_closed();
+                       std::lock_guard lock(sessions_mutex_);
+                       sessions_.erase(handle);
+                     });
+    }
+  }
+
+  // Every crl_check_interval: re-read the CRL when its file changed (on the worker pool: it is
+  // disk work).
+  awaitable<void> crl_loop() {
+    if (config_.crl_file.empty()) co_return;
+    for (;;) {
+      crl_timer_.expires_after(std::chrono::milliseconds(config_.crl_check_interval_ms));
+      auto [ec] = co_await crl_timer_.async_wait(kTuple);
+      if (ec || stopping_) co_return;
+      co_await asio::co_spawn(
+          workers_,
+          [this]() -> awaitable<void> {
+            reload_crl();
+            co_return;
+          },
+          use_awaitable);
+    }
+  }
+
+  void reload_crl() {
+    Result<bool> reloaded = tls_.reload_if_changed();
+    if (!reloaded)
+      logger_.error("crl.reload_failed",
+                    {{"file", config_.crl_file.string()}, {"error", reloaded.status().message()}});
+    else if (*reloaded)
+      logger_.info("crl.reloaded", {{"file", config_.crl_file.string()}});
+  }
+
+  void log_accept_failure(const boost::system::error_code& ec) {
+    logger_.warn("accept.failed", {{"error", ec.message()}});
+  }
+
+  // Holds one of a participant's connection slots.
+  class Slot {
+   public:
+    Slot(Impl& impl, std::string id) : impl_(impl), id_(std::move(id)) {}
+    ~Slot() {
+      if (!taken_) return;
+      std::lock_guard lock(impl_.participants_mutex_);
+      if (--impl_.per_participant_[id_] == 0) impl_.per_participant_.erase(id_);
+    }
+    bool take() {
+      std::lock_guard lock(impl_.participants_mutex_);
+      uint32_t& n = impl_.per_participant_[id_];
+      if (n >= impl_.config_.limits.max_connections_per_participant) {
+        if (n == 0) impl_.per_participant_.erase(id_);
+        return false;
+      }
+      ++n;
+      taken_ = true;
+      return true;
+    }
+
+   private:
+    Impl& impl_;
+    std::string id_;
+    bool taken_ = false;
+  };
+
+  using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+  // Replies and log lines are built in plain functions: GCC 12 miscompiles initializer lists
+  // inside coroutines ("array used as initializer").
+  static HttpResponse refusal(int status, const char* code, std::string reason) {
+    return error_response(status, "Error", code, std::vector<std::string>{std::move(reason)});
+  }
+
+  void log_handshake_failure(const std::string& peer, const std::string& reason,
+                             const std::string& error) {
+    metrics_.handshake_failure(reason);
+    logger_.warn("tls.handshake_failed",
+                 nlohmann::json{{"peer", peer}, {"reason", reason}, {"error", error}});
+  }
+
+  void log_request(const Caller& caller, const HttpRequest& request, const std::string& route,
+                   const HttpResponse& response, double ms) {
+    metrics_.request(route, response.status);
+    nlohmann::json fields = {{"participant", caller.identity.participant_id},
+                             {"method", request.method},
+                             {"path", request.path},
+                             {"route", route},
+                             {"status", response.status},
+                             {"ms", std::round(ms * 1000) / 1000}};
+    if (!response.error_code.empty()) fields["code"] = response.error_code;
+    logger_.log(response.status >= 500 ? Logger::Level::kError : Logger::Level::kInfo, "request",
+                std::move(fields));
+  }
+
+  HttpResponse run_route(const HttpRequest& request, const Caller& caller, std::string& route) {
+    try {
+      return router_.handle(request, caller, &route);
+    } catch (const std::exception& e) {
+      logger_.error("handler.failed", nlohmann::json{{"route", route}, {"error", e.what()}});
+      return refusal(500, "internal", "the broker failed to answer; the error is logged");
+    }
+  }
+
+  // Writes `response` and reports whether the connection may stay open.
+  awaitable<bool> send(Stream& stream, const HttpResponse& response, unsigned version,
+                       bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(response.status), version};
+    res.set(http::field::server, "dsx-broker");
+    res.set(http::field::content_type, response.content_type);
+    for (const auto& [k, v] : response.headers)
+      res.insert(k, v);
+    res.body() = response.body;
+    res.keep_alive(keep_alive && !stopping_);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(
+        std::chrono::seconds(config_.limits.read_timeout_seconds));
+    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    co_return !ec && res.keep_alive();
+  }
+
+  awaitable<void> session(tcp::socket socket, std::shared_ptr<SessionHandle> handle) {
+    const std::shared_ptr<asio::ssl::context> context = tls_.current();
+    Stream stream(std::move(socket), *context);
+    {
+      std::lock_guard lock(handle->mutex);
+      handle->stream = &beast::get_lowest_layer(stream);
+    }
+    struct Unregister {
+      SessionHandle& h;
+      ~Unregister() {
+        std::lock_guard lock(h.mutex);
+        h.stream = nullptr;
+      }
+    } unregister{*handle};
+    std::string peer;
+    {
+      boost::system::error_code ec;
+      auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
+      if (!ec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+
+    beast::get_lowest_layer(stream).expires_after(
+        std::chrono::seconds(config_.limits.handshake_timeout_seconds));
+    auto [hs_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (hs_ec) {
+      const long verify = SSL_get_verify_result(stream.native_handle());
+      const std::string reason = hs_ec == beast::error::timeout
+                                     ? "timeout"
+                                     : handshake_failure_reason(verify, hs_ec.message());
+      log_handshake_failure(peer, reason, hs_ec.message());
+      co_return;
+    }
+    auto identity = certs::read_identity(SSL_get0_peer_certificate(stream.native_handle()));
+    if (!identity) {
+      log_handshake_failure(peer, "bad_identity", identity.status().message());
+      co_await send(stream,
+                    refusal(403, "bad-certificate",
+                            "the client certificate carries no valid dsx identity: " +
+                                identity.status().message()),
+                    11, false);
+      co_return;
+    }
+    const Caller caller{std::move(*identity)};
+    Slot slot(*this, caller.identity.participant_id);
+    if (!slot.take()) {
+      metrics_.limit_violation("max_connections_per_participant");
+      co_await send(stream,
+                    refusal(429, "too-many-connections",
+                            caller.identity.participant_id + " already has " +
+                                std::to_string(config_.limits.max_connections_per_participant) +
+                                " connections open; reuse them (keep-alive) or close some"),
+                    11, false);
+      co_return;
+    }
+
+    beast::flat_buffer buffer;
+    bool open = true;
+    while (open && !stopping_) {
+      handle->busy = false;
+      // Idle: wait for the first bytes of the next request.
+      if (buffer.size() == 0) {
+        beast::get_lowest_layer(stream).expires_after(
+            std::chrono::seconds(config_.limits.idle_timeout_seconds));
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+        if (ec) break;  // closed, idle timeout, or stop()
+        buffer.commit(n);
+      }
+      handle->busy = true;
+      // A request has begun: it must arrive whole within the read timeout.
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(config_.limits.max_header_bytes);
+      parser.body_limit(config_.limits.max_body_bytes);
+      beast::get_lowest_layer(stream).expires_after(
+          std::chrono::seconds(config_.limits.read_timeout_seconds));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (ec) {
+        HttpResponse reply;
+        if (ec == http::error::body_limit) {
+          metrics_.limit_violation("body_size");
+          reply = refusal(413, "body-too-large",
+                          "the body is larger than " +
+                              std::to_string(config_.limits.max_body_bytes) + " bytes");
+        } else if (ec == http::error::header_limit) {
+          metrics_.limit_violation("header_size");
+          reply = refusal(431, "headers-too-large",
+                          "the headers are larger than " +
+                              std::to_string(config_.limits.max_header_bytes) + " bytes");
+        } else if (ec == beast::error::timeout) {
+          metrics_.limit_violation("read_timeout");
+          log_handshake_failure(caller.identity.participant_id, "read_timeout", ec.message());
+          break;  // a slow client gets its connection closed
+        } else if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated) {
+          break;
+        } else {
+          reply = refusal(400, "bad-request", "malformed HTTP request: " + ec.message());
+        }
+        metrics_.request("invalid", reply.status);
+        co_await send(stream, reply, 11, false);
+        break;
+      }
+      auto& req = parser.get();
+      HttpRequest request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      request.content_type = std::string(req[http::field::content_type]);
+      request.host = std::string(req[http::field::host]);
+      request.body = std::move(req.body());
+      std::string route = "invalid";
+      const auto t0 = std::chrono::steady_clock::now();
+      HttpResponse response;
+      if (Status s = parse_target(request.target, request); !s) {
+        response = refusal(400, "bad-target", s.message());
+      } else {
+        response = co_await asio::co_spawn(
+            workers_,
+            [&]() -> awaitable<HttpResponse> { co_return run_route(request, caller, route); },
+            use_awaitable);
+      }
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      log_request(caller, request, route, response, ms);
+      open = co_await send(stream, response, req.version(), req.keep_alive());
+    }
+    handle->busy = true;
+    beast::get_lowest_layer(stream).expires_after(kTlsCloseTimeout);
+    co_await stream.async_shutdown(kTuple);
+  }
+
+  const BrokerConfig& config_;
+  const Router& router_;
+  Metrics& metrics_;
+  Logger& logger_;
+  TlsContexts& tls_;
+
+  asio::io_context ioc_;
+  asio::thread_pool workers_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer crl_timer_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  bool deadline_passed_ = false;  // drain() only
+
+  std::mutex sessions_mutex_;  // guards sessions_
+  std::set<std::shared_ptr<SessionHandle>> sessions_;
+
+  std::mutex participants_mutex_;  // guards per_participant_
+  std::map<std::string, uint32_t> per_participant_;
+};
+
+Server::Server(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
+               TlsContexts& tls)
+    : impl_(std::make_unique<Impl>(config, router, metrics, logger, tls)) {}
+Server::~Server() = default;
+
+Status Server::listen() {
+  return impl_->listen();
+}
+uint16_t Server::port() const {
+  return impl_->port();
+}
+void Server::run(bool stop_on_signals) {
+  impl_->run(stop_on_signals);
+}
+void Server::stop() {
+  impl_->stop();
+}
+
+}  // namespace dsx::broker

@@ -1,0 +1,222 @@
+#include "connectors/client.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace dsx::connectors {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+
+Status parse_broker_url(std::string_view url, ClientConfig& config) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.substr(0, kScheme.size()) != kScheme)
+    return Status::invalid_argument("broker: expected https://HOST[:PORT], got \"" +
+                                    std::string(url) + "\"");
+  std::string_view rest = url.substr(kScheme.size());
+  if (const size_t slash = rest.find('/'); slash != std::string_view::npos)
+    rest = rest.substr(0, slash);
+  std::string_view host = rest, port_text;
+  if (!rest.empty() && rest.front() == '[') {  // [v6]:port
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos)
+      return Status::invalid_argument("broker: unclosed [ in \"" + std::string(url) + "\"");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port_text = rest.substr(close + 2);
+  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port_text = rest.substr(colon + 1);
+  }
+  uint16_t port = 8443;
+  if (!port_text.empty()) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || v == 0 || v > 65535)
+      return Status::invalid_argument("broker: bad port in \"" + std::string(url) + "\"");
+    port = static_cast<uint16_t>(v);
+  }
+  if (host.empty())
+    return Status::invalid_argument("broker: no host in \"" + std::string(url) + "\"");
+  config.host = std::string(host);
+  config.port = port;
+  return Status::ok();
+}
+
+std::string Reply::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (beast::iequals(k, name)) return v;
+  return {};
+}
+
+std::vector<std::string> Reply::headers_named(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : headers)
+    if (beast::iequals(k, name)) out.push_back(v);
+  return out;
+}
+
+struct Client::Impl {
+  ClientConfig config;
+  asio::io_context ioc;
+  ssl::context ctx{ssl::context::tls_client};
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  SSL_SESSION* session = nullptr;  // for resumption on reconnect
+
+  ~Impl() {
+    if (session) SSL_SESSION_free(session);
+  }
+
+  Status setup() {
+    boost::system::error_code ec;
+    const auto dir = config.cert_dir;
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    ctx.use_certificate_chain_file((dir / "cert.pem").string(), ec);
+    if (ec) return Status::invalid_argument((dir / "cert.pem").string() + ": " + ec.message());
+    ctx.use_private_key_file((dir / "key.pem").string(), ssl::context::pem, ec);
+    if (ec) return Status::invalid_argument((dir / "key.pem").string() + ": " + ec.message());
+    ctx.load_verify_file((dir / "ca.pem").string(), ec);
+    if (ec) return Status::invalid_argument((dir / "ca.pem").string() + ": " + ec.message());
+    ctx.set_verify_mode(ssl::verify_peer);
+    return Status::ok();
+  }
+
+  Status open() {
+    stream.reset();
+    stream.emplace(ioc, ctx);
+    boost::system::error_code ec;
+    tcp::resolver resolver(ioc);
+    auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
+    if (ec) return Status::invalid_argument("cannot resolve " + config.host + ": " + ec.message());
+    auto& tcp_stream = beast::get_lowest_layer(*stream);
+    tcp_stream.expires_after(config.timeout);
+    tcp_stream.connect(endpoints, ec);
+    if (ec)
+      return Status::failed_precondition("cannot connect to " + config.host + ":" +
+                                         std::to_string(config.port) + ": " + ec.message());
+    SSL* ssl_handle = stream->native_handle();
+    SSL_set_tlsext_host_name(ssl_handle, config.host.c_str());
+    // The broker's certificate must name the host we dialled (DNS or IP SAN).
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
+    boost::system::error_code addr_ec;
+    asio::ip::make_address(config.host, addr_ec);
+    if (addr_ec)
+      X509_VERIFY_PARAM_set1_host(param, config.host.c_str(), 0);
+    else
+      X509_VERIFY_PARAM_set1_ip_asc(param, config.host.c_str());
+    if (session) SSL_set_session(ssl_handle, session);
+    stream->handshake(ssl::stream_base::client, ec);
+    if (ec) {
+      std::string why = ec.message();
+      const long verify = SSL_get_verify_result(ssl_handle);
+      if (verify != X509_V_OK)
+        why += " (broker certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
+      stream.reset();
+      return Status::failed_precondition("TLS handshake with " + config.host + ":" +
+                                         std::to_string(config.port) + " failed: " + why);
+    }
+    return Status::ok();
+  }
+
+  void keep_session() {
+    if (!stream) return;
+    SSL_SESSION* s = SSL_get1_session(stream->native_handle());
+    if (!s) return;
+    if (session) SSL_SESSION_free(session);
+    session = s;
+  }
+
+  Result<Reply> exchange(std::string_view method, std::string_view target, std::string_view body,
+                         std::string_view content_type) {
+    http::request<http::string_body> req{http::string_to_verb(method), std::string(target), 11};
+    req.set(http::field::host, config.host + ":" + std::to_string(config.port));
+    req.set(http::field::user_agent, "dsx-connector");
+    if (!body.empty()) {
+      req.set(http::field::content_type, content_type);
+      req.body() = std::string(body);
+    }
+    req.keep_alive(true);
+    req.prepare_payload();
+    auto& tcp_stream = beast::get_lowest_layer(*stream);
+    tcp_stream.expires_after(config.timeout);
+    boost::system::error_code ec;
+    http::write(*stream, req, ec);
+    if (ec) return Status::failed_precondition("sending the request: " + ec.message());
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(uint64_t{1} << 30);
+    http::read(*stream, buffer, parser, ec);
+    if (ec) return Status::failed_precondition("reading the reply: " + ec.message());
+    auto& res = parser.get();
+    Reply reply;
+    reply.status = static_cast<int>(res.result_int());
+    reply.body = std::move(res.body());
+    for (const auto& field : res)
+      reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    keep_session();
+    if (!res.keep_alive()) stream.reset();
+    return reply;
+  }
+};
+
+Result<std::unique_ptr<Client>> Client::connect(const ClientConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  if (Status s = impl->setup(); !s) return s;
+  if (Status s = impl->open(); !s) return s;
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() {
+  if (impl_ && impl_->stream) {
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(*impl_->stream).expires_after(std::chrono::seconds(2));
+    impl_->stream->shutdown(ignored);
+  }
+}
+
+Result<Reply> Client::request(std::string_view method, std::string_view target,
+                              std::string_view body, std::string_view content_type) {
+  const bool reused = impl_->stream.has_value();
+  if (!reused)
+    if (Status s = impl_->open(); !s) return s;
+  auto reply = impl_->exchange(method, target, body, content_type);
+  if (!reply && reused) {  // the broker may have closed an idle connection: once more
+    if (Status s = impl_->open(); !s) return s;
+    reply = impl_->exchange(method, target, body, content_type);
+  }
+  return reply;
+}
+
+std::string describe_error(const Reply& reply) {
+  std::string out = std::to_string(reply.status);
+  auto doc = nlohmann::json::parse(reply.body, nullptr, false);
+  if (doc.is_object()) {
+    // The code reads "403:forbidden"; its status part is already there.
+    if (doc.contains("code") && doc["code"].is_string()) {
+      const std::string code = doc["code"];
+      out += " " + code.substr(code.find(':') == std::string::npos ? 0 : code.find(':') + 1);
+    }
+    if (doc.contains("reason") && doc["reason"].is_array())
+      for (const auto& r : doc["reason"])
+        if (r.is_string()) out += ": " + r.get<std::string>();
+  } else if (!reply.body.empty()) {
+    out += ": " + reply.body.substr(0, 200);
+  }
+  return out;
+}
+
+}  // namespace dsx::connectors

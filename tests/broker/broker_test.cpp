@@ -1,0 +1,491 @@
+// The broker over real TLS on loopback: certificates generated into a temporary folder, a real
+// SQLite store and provenance log, the broker on port 0 in this process, clients through the
+// connectors library (and raw TLS where a client must misbehave).
+#include "broker/broker.h"
+
+#include <openssl/ssl.h>
+#include <sys/wait.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <utility>
+
+#include "certs/ca.h"
+#include "common/clock.h"
+#include "connectors/client.h"
+#include "provenance/proof.h"
+
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using dsx::connectors::Client;
+using dsx::connectors::Reply;
+using json = nlohmann::json;
+
+namespace {
+
+// A data space on loopback: a CA, certificates, and a running broker.
+class Space {
+ public:
+  explicit Space(dsx::broker::BrokerConfig overrides = {}) {
+    char tmpl[] = "/tmp/dsx-broker-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    REQUIRE(dsx::certs::init_ca(dir_ / "ca", {}));
+    issue("127.0.0.1", {"broker"}, std::nullopt, "broker");
+    issue("acme", {"provider"}, "DE", "acme");
+    issue("bmw", {"provider"}, "DE", "bmw");
+    issue("leiden", {"consumer"}, "NL", "leiden");
+    issue("beijing", {"consumer"}, "CN", "beijing");
+    issue("audit", {"auditor"}, std::nullopt, "auditor");
+    dsx::broker::BrokerConfig c = overrides;
+    c.listen_port = 0;
+    c.cert_dir = dir_ / "broker";
+    c.crl_file = dir_ / "ca" / "crl.pem";
+    if (c.data_dir == dsx::broker::BrokerConfig().data_dir) c.data_dir = dir_ / "data";
+    c.crl_check_interval_ms = 50;
+    c.io_threads = 2;
+    c.worker_threads = 2;
+    auto b =
+        dsx::broker::Broker::create(c, std::getenv("DSX_TEST_LOGS") ? stderr : nullptr, clock_);
+    INFO(b.status().message());
+    REQUIRE(b);
+    broker_ = std::move(*b);
+    thread_ = std::thread([this] { broker_->run(); });
+  }
+  ~Space() {
+    broker_->stop();
+    thread_.join();
+    broker_.reset();
+    fs::remove_all(dir_);
+  }
+
+  fs::path dir() const { return dir_; }
+  uint16_t port() const { return broker_->port(); }
+
+  dsx::Result<dsx::certs::Issued> issue(const std::string& name, std::vector<std::string> roles,
+                                        std::optional<std::string> country, const std::string& out,
+                                        std::optional<dsx::Instant> not_after = std::nullopt,
+                                        const fs::path& ca = {}) {
+    dsx::certs::IssueRequest r;
+    r.name = name;
+    r.roles = std::move(roles);
+    r.country = std::move(country);
+    if (not_after) {
+      r.not_before = dsx::Instant{not_after->seconds - 86400, 0};
+      r.not_after = not_after;
+    }
+    auto issued = dsx::certs::issue(ca.empty() ? dir_ / "ca" : ca, r, dir_ / out);
+    INFO(issued.status().message());
+    REQUIRE(issued);
+    return issued;
+  }
+
+  dsx::Result<std::unique_ptr<Client>> connect(const std::string& who) const {
+    dsx::connectors::ClientConfig c;
+    c.port = port();
+    c.cert_dir = dir_ / who;
+    c.timeout = std::chrono::seconds(10);
+    return Client::connect(c);
+  }
+
+  std::unique_ptr<Client> client(const std::string& who) const {
+    auto c = connect(who);
+    INFO(c.status().message());
+    REQUIRE(c);
+    return std::move(*c);
+  }
+
+ private:
+  fs::path dir_;
+  dsx::SystemClock clock_;
+  std::unique_ptr<dsx::broker::Broker> broker_;
+  std::thread thread_;
+};
+
+Reply call(Client& c, const std::string& method, const std::string& target,
+           const std::string& body = {}) {
+  auto r = c.request(method, target, body);
+  INFO(r.status().message());
+  REQUIRE(r);
+  return std::move(*r);
+}
+
+json body(const Reply& r) {
+  auto j = json::parse(r.body, nullptr, false);
+  INFO(r.body);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+std::string dataset(const std::string& id, const std::string& title, const json& countries,
+                    const json& keywords = json::array({"health"})) {
+  return json{
+      {"id", id},
+      {"title", title},
+      {"keywords", keywords},
+      {"offers",
+       json::array(
+           {{{"permission",
+              json::array({{{"action", "use"},
+                            {"constraint", json::array({{{"leftOperand", "spatial"},
+                                                         {"operator", "isAnyOf"},
+                                                         {"rightOperand", countries}}})}}})}}})}}
+      .dump();
+}
+
+const char* kCatalogRequest =
+    R"({"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "CatalogRequestMessage"})";
+
+// A TLS handshake with the given folder's certificate (or none): whether the broker accepted it
+// and answered a request.
+bool handshake_and_request(const Space& s, const std::optional<fs::path>& cert_dir) {
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  if (cert_dir) {
+    ctx.use_certificate_chain_file((*cert_dir / "cert.pem").string());
+    ctx.use_private_key_file((*cert_dir / "key.pem").string(), asio::ssl::context::pem);
+  }
+  ctx.set_verify_mode(asio::ssl::verify_none);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+  stream.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), s.port()});
+  boost::system::error_code ec;
+  stream.handshake(asio::ssl::stream_base::client, ec);
+  if (ec) return false;
+  // TLS 1.3: the server checks the client certificate after the client's handshake is done, so
+  // a refusal shows on the first read.
+  const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  asio::write(stream, asio::buffer(req), ec);
+  if (ec) return false;
+  char buf[256];
+  const size_t n = stream.read_some(asio::buffer(buf), ec);
+  return !ec && n > 0 && std::string(buf, n).rfind("HTTP/1.1 200", 0) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("the broker refuses connections without a valid client certificate", "[broker]") {
+  Space s;
+  CHECK(handshake_and_request(s, s.dir() / "leiden"));
+  SECTION("no client certificate") {
+    CHECK_FALSE(handshake_and_request(s, std::nullopt));
+  }
+  SECTION("a certificate from another CA") {
+    REQUIRE(dsx::certs::init_ca(s.dir() / "other-ca", {}));
+    s.issue("mallory", {"consumer"}, "NL", "mallory", std::nullopt, s.dir() / "other-ca");
+    CHECK_FALSE(handshake_and_request(s, s.dir() / "mallory"));
+  }
+  SECTION("an expired certificate") {
+    s.issue("late", {"consumer"}, "NL", "late", dsx::Instant{1'600'000'000, 0});
+    CHECK_FALSE(handshake_and_request(s, s.dir() / "late"));
+  }
+  SECTION("a certificate revoked while the broker runs") {
+    REQUIRE(dsx::certs::revoke(s.dir() / "ca", s.dir() / "leiden" / "cert.pem"));
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {  // the broker re-reads the CRL every 50 ms
+      refused = !handshake_and_request(s, s.dir() / "leiden");
+      if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(refused);
+    CHECK(handshake_and_request(s, s.dir() / "beijing"));  // others still get in
+  }
+}
+
+TEST_CASE("roles are enforced and other participants' data reads as 404", "[broker]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  auto bmw = s.client("bmw");
+  Reply refused = call(*leiden, "POST", "/management/datasets",
+                       dataset("urn:dsx:dataset:x", "X", json::array({"NL"})));
+  CHECK(refused.status == 403);
+  CHECK(body(refused)["code"] == "403:forbidden");
+  REQUIRE(call(*acme, "POST", "/management/datasets",
+               dataset("urn:dsx:dataset:a", "A", json::array({"NL"})))
+              .status == 201);
+  CHECK(call(*bmw, "GET", "/management/datasets/urn:dsx:dataset:a").status == 404);
+  CHECK(call(*bmw, "DELETE", "/management/datasets/urn:dsx:dataset:a").status == 404);
+  CHECK(call(*bmw, "PUT", "/management/datasets/urn:dsx:dataset:a",
+             dataset("urn:dsx:dataset:a", "B", json::array({"NL"})))
+            .status == 404);
+  CHECK(call(*leiden, "GET", "/audit/checkpoint").status == 403);
+  CHECK(call(*leiden, "GET", "/metrics").status == 403);
+  CHECK(call(*leiden, "GET", "/nowhere").status == 404);
+  CHECK(call(*leiden, "DELETE", "/catalog/request").status == 405);
+}
+
+TEST_CASE("a published dataset appears in the catalog in the DSP shape", "[broker][catalog]") {
+  Space s;
+  auto acme = s.client("acme");
+  Reply pub = call(*acme, "POST", "/management/datasets",
+                   dataset("urn:dsx:dataset:admissions", "Admissions", json::array({"DE", "NL"})));
+  REQUIRE(pub.status == 201);
+  CHECK(pub.header("Location") == "/management/datasets/urn:dsx:dataset:admissions");
+  auto leiden = s.client("leiden");
+  Reply cat = call(*leiden, "POST", "/catalog/request", kCatalogRequest);
+  REQUIRE(cat.status == 200);
+  json c = body(cat);
+  CHECK(c["@type"] == "Catalog");
+  CHECK(c["@context"][0] == "https://w3id.org/dspace/2025/1/context.jsonld");
+  REQUIRE(c["dataset"].size() == 1);
+  const json& d = c["dataset"][0];
+  CHECK(d["@id"] == "urn:dsx:dataset:admissions");
+  CHECK(d["@type"] == "Dataset");
+  CHECK(d["hasPolicy"][0]["@type"] == "Offer");
+  CHECK(d["hasPolicy"][0]["assigner"] == "urn:dsx:participant:acme");
+  CHECK(d["hasPolicy"][0]["target"] == "urn:dsx:dataset:admissions");
+  CHECK(d["distribution"][0]["@type"] == "Distribution");
+  CHECK(d["distribution"][0]["accessService"] == c["service"][0]["@id"]);
+  CHECK(call(*leiden, "GET", "/catalog/datasets/urn:dsx:dataset:admissions").status == 200);
+
+  SECTION("restricted datasets are hidden from participants who could never get them") {
+    auto beijing = s.client("beijing");
+    CHECK(body(call(*beijing, "POST", "/catalog/request", kCatalogRequest))["dataset"].empty());
+    CHECK(call(*beijing, "GET", "/catalog/datasets/urn:dsx:dataset:admissions").status == 404);
+    auto auditor = s.client("auditor");  // auditors see everything
+    CHECK(body(call(*auditor, "POST", "/catalog/request", kCatalogRequest))["dataset"].size() == 1);
+  }
+  SECTION("withdrawn datasets disappear") {
+    REQUIRE(call(*acme, "DELETE", "/management/datasets/urn:dsx:dataset:admissions").status == 200);
+    CHECK(body(call(*leiden, "POST", "/catalog/request", kCatalogRequest))["dataset"].empty());
+  }
+  SECTION("an update replaces the offers") {
+    REQUIRE(call(*acme, "PUT", "/management/datasets/urn:dsx:dataset:admissions",
+                 dataset("urn:dsx:dataset:admissions", "Admissions", json::array({"DE"})))
+                .status == 200);
+    CHECK(body(call(*leiden, "POST", "/catalog/request", kCatalogRequest))["dataset"].empty());
+  }
+}
+
+TEST_CASE("the catalog pages with Link headers and filters by keyword and text",
+          "[broker][catalog]") {
+  Space s;
+  auto acme = s.client("acme");
+  for (int i = 0; i < 7; ++i)
+    REQUIRE(call(*acme, "POST", "/management/datasets",
+                 dataset("urn:dsx:dataset:d" + std::to_string(i), "Set " + std::to_string(i),
+                         json::array({"NL"}), json::array({i % 2 ? "odd" : "even", "all"})))
+                .status == 201);
+  auto leiden = s.client("leiden");
+  std::vector<std::string> seen;
+  std::string target = "/catalog/request?limit=3";
+  int pages = 0;
+  bool saw_previous = false;
+  while (!target.empty() && pages < 10) {
+    Reply r = call(*leiden, "POST", target, kCatalogRequest);
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    ++pages;
+    const json page = body(r);
+    for (const auto& d : page["dataset"])
+      seen.push_back(d["@id"]);
+    target.clear();
+    for (const auto& link : r.headers_named("Link")) {
+      if (link.find("rel=\"previous\"") != std::string::npos) saw_previous = true;
+      if (link.find("rel=\"next\"") == std::string::npos) continue;
+      const std::string url = link.substr(1, link.find('>') - 1);
+      target = url.substr(url.find('/', url.find("://") + 3));
+    }
+  }
+  INFO(target);
+  CHECK(pages == 3);
+  CHECK(saw_previous);
+  REQUIRE(seen.size() == 7);
+  for (int i = 0; i < 7; ++i)
+    CHECK(seen[static_cast<size_t>(i)] == "urn:dsx:dataset:d" + std::to_string(i));
+
+  auto count = [&](const std::string& filter) {
+    json msg = json::parse(kCatalogRequest);
+    msg["filter"] = json::parse(filter);
+    Reply r = call(*leiden, "POST", "/catalog/request", msg.dump());
+    return r.status == 200 ? static_cast<int>(body(r)["dataset"].size()) : -r.status;
+  };
+  CHECK(count(R"([{"keyword": "odd"}])") == 3);
+  CHECK(count(R"([{"keyword": "EVEN"}])") == 4);
+  CHECK(count(R"([{"text": "set 5"}])") == 1);
+  CHECK(count(R"([{"keyword": "odd"}, {"text": "set 1"}])") == 1);
+  CHECK(count(R"([{"sql": "drop table"}])") == -400);
+}
+
+TEST_CASE("bad input gets a clear 4xx and the broker keeps serving", "[broker]") {
+  dsx::broker::BrokerConfig c;
+  c.limits.max_body_bytes = 4096;
+  c.limits.read_timeout_seconds = 1;
+  Space s(c);
+  auto acme = s.client("acme");
+  auto expect = [&](const Reply& r, int status, const std::string& code) {
+    INFO(r.body);
+    CHECK(r.status == status);
+    CHECK(body(r)["code"] == std::to_string(status) + ":" + code);
+    CHECK_FALSE(body(r)["reason"].empty());
+  };
+  expect(call(*acme, "POST", "/management/datasets", "{not json"), 400, "invalid-json");
+  expect(call(*acme, "POST", "/management/datasets", R"({"title": 5, "offers": []})"), 400,
+         "invalid-dataset");
+  expect(
+      call(
+          *acme, "POST", "/management/datasets",
+          R"({"title": "t", "offers": [{"permission": [{"action": "use", "constraint": [{"leftOperand": "spatial", "operator": "greaterThan", "rightOperand": "DE"}]}]}]})"),
+      400, "invalid-dataset");
+  expect(call(*acme, "POST", "/catalog/request", R"({"@type": "Nonsense"})"), 400,
+         "invalid-request");
+  expect(call(*acme, "POST", "/management/datasets", std::string(10000, ' ')), 413,
+         "body-too-large");
+  // After a 413 the connection is closed; the client reconnects.
+  CHECK(call(*acme, "GET", "/healthz").status == 200);
+
+  SECTION("a slow client is cut off while others are served") {
+    asio::io_context ioc;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.use_certificate_chain_file((s.dir() / "leiden" / "cert.pem").string());
+    ctx.use_private_key_file((s.dir() / "leiden" / "key.pem").string(), asio::ssl::context::pem);
+    asio::ssl::stream<asio::ip::tcp::socket> slow(ioc, ctx);
+    slow.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), s.port()});
+    slow.handshake(asio::ssl::stream_base::client);
+    asio::write(slow, asio::buffer(std::string("POST /catalog/request HTTP/1.1\r\nHost: x\r\n")));
+    auto other = s.client("beijing");
+    CHECK(call(*other, "GET", "/healthz").status == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the read timeout
+    char buf[64];
+    boost::system::error_code ec;
+    slow.read_some(asio::buffer(buf), ec);
+    CHECK(ec);  // closed by the broker
+    CHECK(call(*other, "GET", "/healthz").status == 200);
+  }
+}
+
+TEST_CASE("auditors get checkpoints, entries and proofs that verify", "[broker][audit]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  REQUIRE(call(*acme, "POST", "/management/datasets",
+               dataset("urn:dsx:dataset:a", "A", json::array({"NL"})))
+              .status == 201);
+  REQUIRE(call(*leiden, "POST", "/management/datasets", "{}").status == 403);  // logged
+  REQUIRE(call(*acme, "DELETE", "/management/datasets/urn:dsx:dataset:a").status == 200);
+  auto auditor = s.client("auditor");
+  json cp = body(call(*auditor, "GET", "/audit/checkpoint"));
+  CHECK(cp["treeSize"] == 3);
+  json entries = body(call(*auditor, "GET", "/audit/entries"));
+  REQUIRE(entries["entries"].size() == 3);
+  CHECK(entries["entries"][0]["entry"]["action"] == "dataset.published");
+  CHECK(entries["entries"][0]["entry"]["actor"] == "urn:dsx:participant:acme");
+  CHECK(entries["entries"][1]["entry"]["action"] == "request.refused");
+  CHECK(entries["entries"][1]["entry"]["actor"] == "urn:dsx:participant:leiden");
+  CHECK(entries["entries"][2]["entry"]["action"] == "dataset.withdrawn");
+  json filtered = body(call(*auditor, "GET", "/audit/entries?actor=urn:dsx:participant:leiden"));
+  CHECK(filtered["entries"].size() == 1);
+  for (uint64_t i = 0; i < 3; ++i) {
+    Reply proof = call(*auditor, "GET", "/audit/proof/inclusion?index=" + std::to_string(i));
+    REQUIRE(proof.status == 200);
+    auto p = dsx::provenance::parse_proof_text(proof.body);
+    REQUIRE(p);
+    CHECK(dsx::provenance::verify(*p).is_ok());
+    CHECK(body(proof)["rootHash"] == cp["rootHash"]);
+    CHECK(body(proof)["leafHash"] == entries["entries"][i]["leafHash"]);
+  }
+  Reply consistency = call(*auditor, "GET", "/audit/proof/consistency?first=1");
+  auto p = dsx::provenance::parse_proof_text(consistency.body);
+  REQUIRE(p);
+  CHECK(dsx::provenance::verify(*p).is_ok());
+  CHECK(call(*auditor, "GET", "/audit/proof/inclusion?index=99").status == 400);
+  CHECK(call(*auditor, "GET", "/audit/proof/inclusion?index=x").status == 400);
+  Reply metrics = call(*auditor, "GET", "/metrics");
+  CHECK(metrics.body.find("dsx_requests_total{route=\"management.publish\",status=\"201\"} 1") !=
+        std::string::npos);
+  // 3 entries above, and the two refused proof requests.
+  CHECK(metrics.body.find("dsx_provenance_log_entries 5") != std::string::npos);
+}
+
+TEST_CASE("the catalog survives a broker restart", "[broker]") {
+  fs::path data;
+  dsx::broker::BrokerConfig c;
+  char tmpl[] = "/tmp/dsx-broker-restart-XXXXXX";
+  const fs::path keep = mkdtemp(tmpl);
+  c.data_dir = keep / "data";
+  {
+    Space s(c);
+    auto acme = s.client("acme");
+    REQUIRE(call(*acme, "POST", "/management/datasets",
+                 dataset("urn:dsx:dataset:kept", "Kept", json::array({"NL"})))
+                .status == 201);
+  }
+  {
+    Space s(c);  // new certificates, same data folder
+    auto leiden = s.client("leiden");
+    json cat = body(call(*leiden, "POST", "/catalog/request", kCatalogRequest));
+    INFO(body(call(*leiden, "GET", "/healthz")).dump());
+    REQUIRE(cat["dataset"].size() == 1);
+    CHECK(cat["dataset"][0]["@id"] == "urn:dsx:dataset:kept");
+    auto auditor = s.client("auditor");
+    CHECK(body(call(*auditor, "GET", "/audit/checkpoint"))["treeSize"] == 1);
+  }
+  fs::remove_all(keep);
+}
+
+namespace {
+
+// Runs the real dsx binary; returns its exit status and standard output (standard error too).
+std::pair<int, std::string> run_dsx(const std::string& args) {
+  const std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("dsx connector and dsx audit work against a running broker", "[broker][cli]") {
+  Space s;
+  const std::string broker = "--broker https://127.0.0.1:" + std::to_string(s.port());
+  auto as = [&](const std::string& who) { return broker + " --cert " + (s.dir() / who).string(); };
+  const fs::path file = s.dir() / "dataset.json";
+  std::ofstream(file) << dataset("urn:dsx:dataset:cli", "From the CLI", json::array({"NL"}));
+  auto [pub, pub_out] = run_dsx("connector publish " + as("acme") + " --dataset " + file.string());
+  INFO(pub_out);
+  CHECK(pub == 0);
+  CHECK(pub_out.find("published urn:dsx:dataset:cli") != std::string::npos);
+  auto [again, again_out] =
+      run_dsx("connector publish " + as("acme") + " --dataset " + file.string());
+  CHECK(again == 0);
+  CHECK(again_out.find("updated urn:dsx:dataset:cli") != std::string::npos);
+  auto [refused, refused_out] =
+      run_dsx("connector publish " + as("leiden") + " --dataset " + file.string());
+  CHECK(refused == 2);
+  CHECK(refused_out.find("needs the role provider") != std::string::npos);
+  auto [cat, cat_out] = run_dsx("connector catalog " + as("leiden"));
+  CHECK(cat == 0);
+  CHECK(cat_out.find("1 dataset in the catalog") != std::string::npos);
+  CHECK(cat_out.find("spatial isAnyOf [urn:iso:3166:NL]") != std::string::npos);
+  auto [hidden, hidden_out] = run_dsx("connector catalog " + as("beijing") + " --json");
+  CHECK(hidden == 0);
+  CHECK(json::parse(hidden_out)["dataset"].empty());
+  const fs::path proof = s.dir() / "proof.json";
+  auto [pr, pr_out] = run_dsx("audit proof " + as("auditor") + " --index 0");
+  REQUIRE(pr == 0);
+  std::ofstream(proof) << pr_out;
+  auto [ok, ok_out] = run_dsx("audit verify-proof " + proof.string());
+  INFO(ok_out);
+  CHECK(ok == 0);
+  auto [lg, lg_out] = run_dsx("audit log " + as("auditor") + " --action dataset.updated");
+  CHECK(lg == 0);
+  CHECK(lg_out.find("dataset.updated  by urn:dsx:participant:acme") != std::string::npos);
+  auto [no, no_out] = run_dsx("connector catalog --broker https://127.0.0.1:1 --cert " +
+                              (s.dir() / "leiden").string());
+  CHECK(no == 1);
+}
