@@ -18,6 +18,15 @@ HttpResponse bad_query(const Status& s) {
   return error_response(400, "Error", "invalid-query", {s.message()});
 }
 
+// The tree size a proof is asked for, or the latest signed checkpoint's when none is given (so
+// the proof's root is the one the auditor can check the signature of).
+Result<uint64_t> size_or_latest(const provenance::Log& log, const std::optional<uint64_t>& size) {
+  if (size) return *size;
+  auto c = log.latest_checkpoint();
+  if (!c) return c.status();
+  return c->tree_size;
+}
+
 }  // namespace
 
 void add_audit_routes(Router& router, const provenance::Log& log) {
@@ -72,13 +81,9 @@ void add_audit_routes(Router& router, const provenance::Log& log) {
                 for (auto* q : {&index, &size})
                   if (!*q) return bad_query(q->status());
                 if (!*index) return bad_query(Status::invalid_argument("index: required"));
-                uint64_t n = size->value_or(0);
-                if (!*size) {  // against the latest signed checkpoint
-                  auto c = log.latest_checkpoint();
-                  if (!c) return status_response(c.status(), "Error", "no-checkpoint");
-                  n = c->tree_size;
-                }
-                auto p = log.prove_inclusion(**index, n);
+                auto n = size_or_latest(log, *size);
+                if (!n) return status_response(n.status(), "Error", "no-checkpoint");
+                auto p = log.prove_inclusion(**index, *n);
                 if (!p) return status_response(p.status(), "Error", "no-proof");
                 return json_response(200, provenance::to_json(provenance::Proof{*p}));
               }});
@@ -89,13 +94,9 @@ void add_audit_routes(Router& router, const provenance::Log& log) {
                 for (auto* q : {&first, &second})
                   if (!*q) return bad_query(q->status());
                 if (!*first) return bad_query(Status::invalid_argument("first: required"));
-                uint64_t n = second->value_or(0);
-                if (!*second) {
-                  auto c = log.latest_checkpoint();
-                  if (!c) return status_response(c.status(), "Error", "no-checkpoint");
-                  n = c->tree_size;
-                }
-                auto p = log.prove_consistency(**first, n);
+                auto n = size_or_latest(log, *second);
+                if (!n) return status_response(n.status(), "Error", "no-checkpoint");
+                auto p = log.prove_consistency(**first, *n);
                 if (!p) return status_response(p.status(), "Error", "no-proof");
                 return json_response(200, provenance::to_json(provenance::Proof{*p}));
               }});

@@ -444,7 +444,8 @@ HttpResponse Catalog::catalog_request(const HttpRequest& r, const Caller& c) {
       const std::string where = "filter[" + std::to_string(i) + "]";
       if (!f[i].is_object() || f[i].size() != 1)
         return refuse(where + ": expected one of {\"keyword\": \"...\"} or {\"text\": \"...\"}");
-      const auto& [k, v] = *f[i].items().begin();
+      const std::string k = f[i].begin().key();
+      const json& v = f[i].begin().value();
       if ((k != "keyword" && k != "text") || !v.is_string())
         return refuse(where + ": unsupported filter \"" + k +
                       "\" (supported: keyword and text, with a string)");

@@ -93,8 +93,18 @@ struct Client::Impl {
     return Status::ok();
   }
 
-  Status open() {
+  // Ends the connection with close_notify (OpenSSL forgets the session of a connection that was
+  // not shut down cleanly, and resumption would be lost).
+  void close() {
+    if (!stream) return;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(2));
+    stream->shutdown(ignored);
     stream.reset();
+  }
+
+  Status open() {
+    close();
     stream.emplace(ioc, ctx);
     boost::system::error_code ec;
     tcp::resolver resolver(ioc);
@@ -166,7 +176,7 @@ struct Client::Impl {
     for (const auto& field : res)
       reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     keep_session();
-    if (!res.keep_alive()) stream.reset();
+    if (!res.keep_alive()) close();
     return reply;
   }
 };
@@ -181,11 +191,7 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientConfig& config) {
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() {
-  if (impl_ && impl_->stream) {
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(*impl_->stream).expires_after(std::chrono::seconds(2));
-    impl_->stream->shutdown(ignored);
-  }
+  if (impl_) impl_->close();
 }
 
 Result<Reply> Client::request(std::string_view method, std::string_view target,

@@ -200,6 +200,56 @@ TEST_CASE("the broker refuses connections without a valid client certificate", "
   }
 }
 
+TEST_CASE("sessions resume, and refused handshakes are counted by reason", "[broker]") {
+  Space s;
+  CHECK_FALSE(handshake_and_request(s, std::nullopt));
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.use_certificate_chain_file((s.dir() / "leiden" / "cert.pem").string());
+  ctx.use_private_key_file((s.dir() / "leiden" / "key.pem").string(), asio::ssl::context::pem);
+  SSL_SESSION* session = nullptr;
+  for (int round = 0; round < 2; ++round) {
+    asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+    stream.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), s.port()});
+    if (session) SSL_set_session(stream.native_handle(), session);
+    stream.handshake(asio::ssl::stream_base::client);
+    if (round == 1) CHECK(SSL_session_reused(stream.native_handle()) == 1);
+    const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    asio::write(stream, asio::buffer(req));
+    std::string reply;
+    char buf[1024];
+    boost::system::error_code ec;
+    for (size_t n; (n = stream.read_some(asio::buffer(buf), ec)) > 0 && !ec;) {
+      reply.append(buf, n);
+      // The TLS 1.3 ticket came before the reply; keep it before the connection closes.
+      if (!session) session = SSL_get1_session(stream.native_handle());
+    }
+    CHECK(reply.rfind("HTTP/1.1 200", 0) == 0);
+    stream.shutdown(ec);  // OpenSSL forgets the session of a connection not shut down cleanly
+  }
+  SSL_SESSION_free(session);
+  auto auditor = s.client("auditor");
+  const std::string metrics = call(*auditor, "GET", "/metrics").body;
+  INFO(metrics);
+  CHECK(metrics.find("dsx_handshake_failures_total{reason=\"no_certificate\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("a participant's connections are limited", "[broker]") {
+  dsx::broker::BrokerConfig c;
+  c.limits.max_connections_per_participant = 2;
+  Space s(c);
+  auto a = s.client("leiden");
+  auto b = s.client("leiden");
+  CHECK(call(*a, "GET", "/healthz").status == 200);
+  CHECK(call(*b, "GET", "/healthz").status == 200);
+  auto third = s.client("leiden");
+  Reply r = call(*third, "GET", "/healthz");
+  CHECK(r.status == 429);
+  CHECK(body(r)["code"] == "429:too-many-connections");
+  CHECK(call(*s.client("beijing"), "GET", "/healthz").status == 200);  // others are not limited
+}
+
 TEST_CASE("roles are enforced and other participants' data reads as 404", "[broker]") {
   Space s;
   auto acme = s.client("acme");
