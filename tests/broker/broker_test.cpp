@@ -539,3 +539,55 @@ TEST_CASE("dsx connector and dsx audit work against a running broker", "[broker]
                               (s.dir() / "leiden").string());
   CHECK(no == 1);
 }
+
+TEST_CASE("oversized headers get 431 and the connection closes", "[broker]") {
+  Space s;
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.use_certificate_chain_file((s.dir() / "leiden" / "cert.pem").string());
+  ctx.use_private_key_file((s.dir() / "leiden" / "key.pem").string(), asio::ssl::context::pem);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+  stream.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), s.port()});
+  stream.handshake(asio::ssl::stream_base::client);
+  const std::string req =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  boost::system::error_code ec;
+  asio::write(stream, asio::buffer(req), ec);
+  std::string reply;
+  char buf[4096];
+  for (size_t n; (n = stream.read_some(asio::buffer(buf), ec)) > 0 && !ec;)
+    reply.append(buf, n);
+  INFO(reply);
+  CHECK(reply.rfind("HTTP/1.1 431", 0) == 0);
+  CHECK(reply.find("431:headers-too-large") != std::string::npos);
+}
+
+TEST_CASE("the config file sets every limit and refuses unknown keys", "[broker][config]") {
+  using dsx::broker::BrokerConfig;
+  BrokerConfig c;
+  REQUIRE(dsx::broker::apply_config_json(
+      json::parse(R"({"listen": "0.0.0.0:9443", "data": "/var/lib/dsx", "tls12": true,
+                      "limits": {"maxBodyBytes": 2048, "readTimeoutSeconds": 3,
+                                 "maxConnectionsPerParticipant": 7},
+                      "catalog": {"pageSize": 20}})"),
+      c));
+  CHECK(c.listen_host == "0.0.0.0");
+  CHECK(c.listen_port == 9443);
+  CHECK(c.data_dir == "/var/lib/dsx");
+  CHECK(c.allow_tls12);
+  CHECK(c.limits.max_body_bytes == 2048);
+  CHECK(c.limits.read_timeout_seconds == 3);
+  CHECK(c.limits.max_connections_per_participant == 7);
+  CHECK(c.catalog_page_size == 20);
+  auto error = [](const char* text) {
+    BrokerConfig x;
+    dsx::Status s = dsx::broker::apply_config_json(json::parse(text), x);
+    return s.is_ok() ? std::string() : s.message();
+  };
+  CHECK(error(R"({"listne": "x:1"})") == "listne: unknown setting");
+  CHECK(error(R"({"limits": {"maxBodyBytes": 10}})").find("limits.maxBodyBytes") == 0);
+  CHECK(error(R"({"listen": "nohostport"})").find("listen:") == 0);
+  CHECK(error(R"({"tls12": "yes"})").find("tls12") == 0);
+  BrokerConfig missing;
+  CHECK_FALSE(dsx::broker::validate(missing));  // no certificate folder
+}
