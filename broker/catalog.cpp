@@ -26,6 +26,7 @@ struct Catalog::Entry {
   std::string text;                    // lower-case title, description and keywords, for search
   std::vector<std::string> keywords;   // lower-case
   uint64_t seq = 0;
+  std::string dsp;  // the DSP Dataset JSON, serialised once: catalog pages are spliced from it
 };
 
 namespace {
@@ -120,6 +121,7 @@ Status Catalog::load() {
     auto entry = std::const_pointer_cast<Entry>(std::get<std::shared_ptr<const Entry>>(built));
     entry->seq = d.seq;
     entry->doc = doc;  // as stored, with its dates
+    entry->dsp = dsp_dataset(*entry, service_id()).dump();
     order_.push_back(entry);
     by_id_[entry->id] = entry;
   }
@@ -260,6 +262,7 @@ HttpResponse Catalog::store_and_log(std::shared_ptr<const Entry> e, const Caller
   }
   auto entry = std::const_pointer_cast<Entry>(e);
   entry->seq = *seq;
+  entry->dsp = dsp_dataset(*entry, service_id()).dump();
   {
     std::unique_lock lock(mutex_);
     auto it = by_id_.find(entry->id);
@@ -469,7 +472,7 @@ HttpResponse Catalog::catalog_request(const HttpRequest& r, const Caller& c) {
     }
     return visible(e, c, p.get());
   };
-  json datasets = json::array();
+  std::string datasets = "[";
   bool more_before = false, more_after = false;
   uint64_t first_seq = 0, last_seq = 0;
   {
@@ -504,8 +507,10 @@ HttpResponse Catalog::catalog_request(const HttpRequest& r, const Caller& c) {
         page.push_back(it->get());
       }
     }
-    for (const Entry* e : page)
-      datasets.push_back(dsp_dataset(*e, service_id()));
+    for (const Entry* e : page) {
+      if (datasets.size() > 1) datasets += ',';
+      datasets += e->dsp;
+    }
     if (!page.empty()) {
       first_seq = page.front()->seq;
       last_seq = page.back()->seq;
@@ -517,9 +522,11 @@ HttpResponse Catalog::catalog_request(const HttpRequest& r, const Caller& c) {
                   {"participantId", broker_id_},
                   {"service", json::array({{{"@id", service_id()},
                                             {"@type", "DataService"},
-                                            {"endpointURL", "https://" + r.host + "/"}}})},
-                  {"dataset", std::move(datasets)}};
+                                            {"endpointURL", "https://" + r.host + "/"}}})}};
+  // The datasets are spliced in as serialised at publication: no JSON tree per request.
   HttpResponse resp = json_response(200, catalog);
+  resp.body.pop_back();  // the closing brace
+  resp.body += ",\"dataset\":" + datasets + "]}";
   const std::string base = "https://" + r.host + "/catalog/request?limit=" + std::to_string(limit);
   if (more_before && first_seq)
     resp.headers.emplace_back(
@@ -537,9 +544,9 @@ HttpResponse Catalog::dataset(const Caller& c, const std::string& id) {
   auto it = by_id_.find(id);
   if (it == by_id_.end() || !visible(*it->second, c, p.get()))
     return error_response(404, kCatalogError, "not-found", {"no dataset " + id});
-  json d = dsp_dataset(*it->second, service_id());
-  d["@context"] = json::array({kDspContext});
-  return json_response(200, d);
+  HttpResponse resp;
+  resp.body = "{\"@context\":[\"" + std::string(kDspContext) + "\"]," + it->second->dsp.substr(1);
+  return resp;
 }
 
 void Catalog::remember(const Caller& c) {

@@ -171,6 +171,10 @@ class Server::Impl {
         continue;
       }
       metrics_.connection_opened();
+      // Replies larger than one TLS record would otherwise wait for the client's delayed ACK
+      // (Nagle): ~40 ms per catalog page.
+      boost::system::error_code nodelay_ec;
+      socket.set_option(tcp::no_delay(true), nodelay_ec);
       if (static_cast<uint64_t>(metrics_.connections_open()) > config_.limits.max_connections) {
         metrics_.limit_violation("max_connections");
         metrics_.connection_closed();

@@ -113,6 +113,7 @@ struct Client::Impl {
     auto& tcp_stream = beast::get_lowest_layer(*stream);
     tcp_stream.expires_after(config.timeout);
     tcp_stream.connect(endpoints, ec);
+    if (!ec) tcp_stream.socket().set_option(tcp::no_delay(true), ec);  // no Nagle stalls
     if (ec)
       return Status::failed_precondition("cannot connect to " + config.host + ":" +
                                          std::to_string(config.port) + ": " + ec.message());

@@ -169,6 +169,15 @@ Status write(const json& v, std::string& out) {
       const double d = v.get<double>();
       if (!std::isfinite(d))
         return Status::invalid_argument("NaN and infinities have no JSON form");
+      // ECMAScript writes these as plain digits, which a reader takes for an integer beyond 2^53
+      // (refused above): the text would not read back as itself. Same rule as for integers.
+      constexpr double kExact = 9007199254740992.0;  // 2^53
+      if ((d > kExact && d < 18446744073709551616.0) ||
+          (d < -kExact && d >= -9223372036854775808.0))
+        return Status::invalid_argument(
+            "the number " + es_number(d) +
+            " is beyond 2^53 and would read back as an integer a double cannot hold (write it as "
+            "a string)");
       out += es_number(d);
       return Status::ok();
     }

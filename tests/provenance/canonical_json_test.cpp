@@ -213,6 +213,21 @@ TEST_CASE("the one-pass checker agrees with parsing and re-canonicalising", "[jc
   }
 }
 
+TEST_CASE("numbers that would read back as integers beyond 2^53 are refused", "[jcs]") {
+  // Found by the fuzzer: -77777777777777797.77 is written as -77777777777777800, which a reader
+  // takes for an integer that a double cannot hold; the canonical text must read back as itself.
+  for (const char* text : {"-77777777777777797.77", "1e17", "9007199254740994.0", "1e19"}) {
+    INFO(text);
+    CHECK_FALSE(canonical_json(nlohmann::json::parse(text)));
+  }
+  for (const char* text : {"9007199254740992.0", "2e19", "1e300", "-1e19"}) {
+    INFO(text);
+    auto c = canonical_json(nlohmann::json::parse(text));
+    REQUIRE(c);
+    CHECK(dsx::provenance::is_canonical_json(*c));
+  }
+}
+
 TEST_CASE("the one-pass checker finds the top-level seq", "[jcs]") {
   using dsx::provenance::is_canonical_json;
   std::optional<uint64_t> seq;
