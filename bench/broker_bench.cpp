@@ -85,6 +85,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/stats.h"
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "certs/ca.h"
@@ -100,7 +101,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
 
 // Targets of the issue.
 constexpr double kTargetHandshakeRatio = 0.9;  // broker / s_server, full handshakes
@@ -128,60 +128,6 @@ struct Options {
   std::string openssl = "openssl";  // (1): for s_server
   bool run_handshakes = true, run_catalog = true, run_memory = true;
 };
-
-[[noreturn]] void fail(const std::string& why) {
-  throw std::runtime_error(why);
-}
-
-double seconds_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-// Nearest-rank percentile of sorted samples.
-double percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
-
-// 1234567 -> "1,234,567".
-std::string grouped(double v) {
-  auto n = static_cast<long long>(std::llround(v));
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
-std::string grouped(uint64_t v) {
-  return grouped(static_cast<double>(v));
-}
-
-std::string join_runs(const std::vector<double>& v, const char* fmt) {
-  std::string out;
-  char buf[64];
-  for (size_t i = 0; i < v.size(); ++i) {
-    std::snprintf(buf, sizeof buf, fmt, v[i]);
-    out += (i ? " / " : "") + std::string(buf);
-  }
-  return out;
-}
-
-std::string join_grouped(const std::vector<double>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i)
-    out += (i ? " / " : "") + grouped(v[i]);
-  return out;
-}
 
 double cpu_seconds(clockid_t clock) {
   timespec ts{};

@@ -56,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/stats.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/time.h"
@@ -72,7 +73,6 @@ namespace dsx::bench {
 namespace {
 
 namespace prov = dsx::provenance;
-using SteadyClock = std::chrono::steady_clock;
 
 // Targets of the issue.
 constexpr double kTargetAppendsPerSec = 100'000;
@@ -93,39 +93,6 @@ struct Options {
   std::string dir;  // parent of the temp dir
   bool run_appends = true, run_log = true;
 };
-
-[[noreturn]] void fail(const std::string& why) {
-  throw std::runtime_error(why);
-}
-
-double seconds_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-// Nearest-rank percentile of sorted samples.
-double percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
-
-// 1234567 -> "1,234,567".
-std::string grouped(double v) {
-  auto n = static_cast<long long>(std::llround(v));
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
 
 // ---- SQLite, for the baselines and for reading what the log wrote ----------------------------
 
@@ -377,23 +344,6 @@ double raw_inserts(const std::string& path, uint64_t rows, uint64_t per_txn, con
   }
   remove_db(path);
   return per_sec;
-}
-
-std::string join_runs(const std::vector<double>& v, const char* fmt) {
-  std::string out;
-  char buf[64];
-  for (size_t i = 0; i < v.size(); ++i) {
-    std::snprintf(buf, sizeof buf, fmt, v[i]);
-    out += (i ? " / " : "") + std::string(buf);
-  }
-  return out;
-}
-
-std::string join_grouped(const std::vector<double>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i)
-    out += (i ? " / " : "") + grouped(v[i]);
-  return out;
 }
 
 void section_appends(const Options& o, const std::string& dir, const prov::SigningKey& key,
