@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "connectors/client.h"
 #include "provenance/proof.h"
+#include "tests/run_dsx.h"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
@@ -482,25 +483,8 @@ TEST_CASE("the catalog survives a broker restart", "[broker]") {
   fs::remove_all(keep);
 }
 
-namespace {
-
-// Runs the real dsx binary; returns its exit status and standard output (standard error too).
-std::pair<int, std::string> run_dsx(const std::string& args) {
-  const std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-}  // namespace
-
 TEST_CASE("dsx connector and dsx audit work against a running broker", "[broker][cli]") {
+  using dsx::testing::run_dsx;
   Space s;
   const std::string broker = "--broker https://127.0.0.1:" + std::to_string(s.port());
   auto as = [&](const std::string& who) { return broker + " --cert " + (s.dir() / who).string(); };

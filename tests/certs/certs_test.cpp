@@ -32,6 +32,7 @@
 #include "certs/index.h"
 #include "certs/pem.h"
 #include "certs/subject.h"
+#include "tests/run_dsx.h"
 
 using namespace dsx::certs;
 namespace fs = std::filesystem;
@@ -667,23 +668,8 @@ TEST_CASE("the index round-trips through its JSON", "[certs]") {
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-Run dsx_run(const std::string& args) {
-  std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
-    out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Run = dsx::testing::DsxRun;
+using dsx::testing::run_dsx;
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -697,13 +683,13 @@ TEST_CASE("dsx certs: init, issue, revoke, crl through the binary", "[certs][cli
   const std::string alice = (tmp.path / "alice").string();
   const std::string broker = (tmp.path / "broker").string();
 
-  Run init = dsx_run("certs init --out " + ca + " --key-type ed25519");
+  Run init = run_dsx("certs init --out " + ca + " --key-type ed25519");
   INFO(init.out);
   REQUIRE(init.status == 0);
   CHECK(has(init.out, ca + "/ca.key (0600)"));
   CHECK(mode_of(tmp.path / "ca" / "ca.key") == k0600);
 
-  Run issued = dsx_run("certs issue --ca " + ca +
+  Run issued = run_dsx("certs issue --ca " + ca +
                        " --name alice --role consumer,provider --country DE"
                        " --attr organisation=ACME --attr memberOf=a --attr memberOf=b --out " +
                        alice);
@@ -716,7 +702,7 @@ TEST_CASE("dsx certs: init, issue, revoke, crl through the binary", "[certs][cli
   CHECK(id.attributes.at("memberOf") == std::vector<std::string>{"a", "b"});
 
   Run json =
-      dsx_run("certs issue --ca " + ca + " --name 127.0.0.1 --role broker --json --out " + broker);
+      run_dsx("certs issue --ca " + ca + " --name 127.0.0.1 --role broker --json --out " + broker);
   INFO(json.out);
   REQUIRE(json.status == 0);
   CHECK(has(json.out, R"("participantId": "urn:dsx:participant:127.0.0.1")"));
@@ -729,17 +715,17 @@ TEST_CASE("dsx certs: init, issue, revoke, crl through the binary", "[certs][cli
                                      "/cert.pem >/dev/null 2>&1";
   if (have_openssl) CHECK(std::system(openssl_verify.c_str()) == 0);
 
-  Run revoked = dsx_run("certs revoke --ca " + ca + " --cert " + alice + "/cert.pem");
+  Run revoked = run_dsx("certs revoke --ca " + ca + " --cert " + alice + "/cert.pem");
   INFO(revoked.out);
   REQUIRE(revoked.status == 0);
   CHECK(has(revoked.out, "revoked " + id.serial_hex + " (alice)"));
   CHECK(has(revoked.out, "CRL number 2, 1 revoked"));
-  Run again = dsx_run("certs revoke --ca " + ca + " --cert " + alice + "/cert.pem");
+  Run again = run_dsx("certs revoke --ca " + ca + " --cert " + alice + "/cert.pem");
   CHECK(again.status == 0);
   CHECK(has(again.out, "already revoked: " + id.serial_hex));
   if (have_openssl) CHECK(std::system(openssl_verify.c_str()) != 0);
 
-  Run crl = dsx_run("certs crl --ca " + ca + " --days 7");
+  Run crl = run_dsx("certs crl --ca " + ca + " --days 7");
   INFO(crl.out);
   CHECK(crl.status == 0);
   CHECK(has(crl.out, "CRL number 4, 1 revoked"));
@@ -750,7 +736,7 @@ TEST_CASE("dsx certs: bad input is one line on stderr and exit 2, --help explain
           "[certs][cli]") {
   TempDir tmp;
   const std::string ca = (tmp.path / "ca").string();
-  REQUIRE(dsx_run("certs init --out " + ca).status == 0);
+  REQUIRE(run_dsx("certs init --out " + ca).status == 0);
   const std::string out = " --out " + (tmp.path / "x").string();
   for (const std::string& args : std::vector<std::string>{
            "certs", "certs issue --ca " + ca + " --name alice --role admin" + out,
@@ -768,7 +754,7 @@ TEST_CASE("dsx certs: bad input is one line on stderr and exit 2, --help explain
            "certs revoke --ca " + ca + " --cert " + ca + "/ca.pem --reason whim",
            "certs crl --ca " + ca + " --days 0", "certs crl"}) {
     INFO(args);
-    Run r = dsx_run(args);
+    Run r = run_dsx(args);
     CHECK(r.status == 2);
     CHECK(r.out.rfind("dsx: ", 0) == 0);
     CHECK(r.out.find('\n') == r.out.size() - 1);
@@ -778,10 +764,10 @@ TEST_CASE("dsx certs: bad input is one line on stderr and exit 2, --help explain
   for (const char* args : {"certs --help", "certs init --help", "certs issue --help",
                            "certs revoke --help", "certs crl --help"}) {
     INFO(args);
-    Run r = dsx_run(args);
+    Run r = run_dsx(args);
     CHECK(r.status == 0);
     CHECK(has(r.out, "Usage"));
   }
-  CHECK(has(dsx_run("certs issue --help").out, "--attr"));
-  CHECK(has(dsx_run("certs revoke --help").out, "keyCompromise"));
+  CHECK(has(run_dsx("certs issue --help").out, "--attr"));
+  CHECK(has(run_dsx("certs revoke --help").out, "keyCompromise"));
 }

@@ -6,26 +6,13 @@
 #include <cstdio>
 #include <string>
 
+#include "tests/run_dsx.h"
+
 namespace {
 
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-// Runs dsx with `args`; by default the output is stdout and stderr together, `redirect` chooses
-// otherwise (" 2>/dev/null": stdout only; " 2>&1 >/dev/null": stderr only).
+using Run = dsx::testing::DsxRun;
 Run run(const std::string& args, const std::string& redirect = " 2>&1") {
-  std::string cmd = std::string(DSX_BINARY) + " " + args + redirect;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
-    out.append(buf.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return dsx::testing::run_dsx(args, redirect);
 }
 
 const std::string kCases = std::string(DSX_SOURCE_DIR) + "/tests/conformance/odrl-w3c/";
@@ -69,12 +56,12 @@ TEST_CASE("eval prints a decision; --explain prints it readably", "[cli]") {
         std::string::npos);
   // --explain adds text on standard error; standard output is still the JSON object.
   Run text = run("policy eval --explain --policy " + c + "policy.json --request " + c +
-                 "request.json --state " + c + "state.json",
+                     "request.json --state " + c + "state.json",
                  " 2>/dev/null");
   CHECK(text.status == 0);
   CHECK(text.out == json.out);
   Run both = run("policy eval --explain --policy " + c + "policy.json --request " + c +
-                 "request.json --state " + c + "state.json",
+                     "request.json --state " + c + "state.json",
                  " 2>&1 >/dev/null");
   CHECK(both.out.rfind("DENY", 0) == 0);
 }

@@ -243,18 +243,23 @@ TEST_CASE("an empty array is no value, except where no value would widen a rule"
   CHECK(p.prohibitions.empty());
   CHECK(policy_error(R"({"permission": [{"action": []}]})") ==
         "permission[0].action: empty array: leave the property out, or name at least one");
-  CHECK(policy_error(R"({"permission": [{"action": "read", "target": []}]})").find("permission[0].target: empty array") == 0);
-  CHECK(policy_error(R"({"permission": [], "prohibition": []})").find("at least one permission") != std::string::npos);
+  CHECK(policy_error(R"({"permission": [{"action": "read", "target": []}]})")
+            .find("permission[0].target: empty array") == 0);
+  CHECK(policy_error(R"({"permission": [], "prohibition": []})").find("at least one permission") !=
+        std::string::npos);
 }
 
 TEST_CASE("a small document cannot make the engine hold millions of values", "[parser]") {
   // One policy-level constraint of 2,000 values copied into 100 rules.
   std::string values;
-  for (int i = 0; i < 2000; ++i) values += (i ? "," : "") + std::to_string(i);
+  for (int i = 0; i < 2000; ++i)
+    values += (i ? "," : "") + std::to_string(i);
   std::string rules;
-  for (int i = 0; i < 100; ++i) rules += std::string(i ? "," : "") + "{}";
+  for (int i = 0; i < 100; ++i)
+    rules += std::string(i ? "," : "") + "{}";
   std::string message = policy_error(R"({"action": "read", "constraint": [{"leftOperand": "count",
-      "operator": "isAnyOf", "rightOperand": [)" + values + R"(]}], "permission": [)" + rules + "]}");
+      "operator": "isAnyOf", "rightOperand": [)" +
+                                     values + R"(]}], "permission": [)" + rules + "]}");
   CHECK(message.find("too large: more than 100000 values") != std::string::npos);
 }
 
@@ -262,17 +267,23 @@ TEST_CASE("partOf, hasPart and isA relate IRIs", "[parser]") {
   CHECK(policy_error(with_constraint(R"({"leftOperand": "dateTime", "operator": "isPartOf",
       "rightOperand": {"@value": "2024-01-01T00:00:00Z", "@type": "xsd:dateTime"}})"))
             .find("isPartOf relates IRIs") != std::string::npos);
-  CHECK(policy_error(with_constraint(R"({"leftOperand": "spatial", "operator": "isPartOf", "rightOperand": 5})"))
-            .find("isPartOf needs an IRI, not the number \"5\"") != std::string::npos);
-  policy_from(with_constraint(R"({"leftOperand": "spatial", "operator": "isPartOf", "rightOperand": {"@id": "urn:eu"}})"));
+  CHECK(
+      policy_error(with_constraint(
+                       R"({"leftOperand": "spatial", "operator": "isPartOf", "rightOperand": 5})"))
+          .find("isPartOf needs an IRI, not the number \"5\"") != std::string::npos);
+  policy_from(with_constraint(
+      R"({"leftOperand": "spatial", "operator": "isPartOf", "rightOperand": {"@id": "urn:eu"}})"));
 }
 
-TEST_CASE("smaller forms: @list operands, decimals without exponents, one-line errors", "[parser]") {
+TEST_CASE("smaller forms: @list operands, decimals without exponents, one-line errors",
+          "[parser]") {
   Policy p = policy_from(with_constraint(R"({"leftOperand": "purpose", "operator": "isAnyOf",
       "rightOperand": {"@list": [{"@id": "urn:a"}, {"@id": "urn:b"}]}})"));
   CHECK(std::get<AtomicConstraint>(p.permissions.at(0).constraints.at(0).node).right.size() == 2);
   CHECK(policy_error(with_constraint(R"({"leftOperand": "payAmount", "operator": "eq",
-      "rightOperand": {"@value": "1e3", "@type": "xsd:decimal"}})")).find("not a valid xsd:decimal") != std::string::npos);
-  std::string message = policy_error(R"({"permission": [{"action": "read", "constraint": {"le\nft": 1}}]})");
+      "rightOperand": {"@value": "1e3", "@type": "xsd:decimal"}})"))
+            .find("not a valid xsd:decimal") != std::string::npos);
+  std::string message =
+      policy_error(R"({"permission": [{"action": "read", "constraint": {"le\nft": 1}}]})");
   CHECK(message.find('\n') == std::string::npos);
 }

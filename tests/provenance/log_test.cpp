@@ -20,10 +20,13 @@
 
 #include "provenance/audit.h"
 #include "provenance/prov_export.h"
+#include "tests/run_dsx.h"
 
 using namespace dsx::provenance;
 
 namespace {
+
+using dsx::testing::run_dsx;
 
 // A fresh log file in a temporary folder, removed afterwards.
 struct TempLog {
@@ -73,19 +76,6 @@ void edit(const TempLog& tmp, const std::string& sql) {
   sqlite3_free(err);
   sqlite3_close(db);
   REQUIRE(rc == SQLITE_OK);
-}
-
-// Runs the dsx binary; returns its exit status and its stdout and stderr together.
-std::pair<int, std::string> run_dsx(const std::string& args) {
-  std::string cmd = std::string(DSX_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0)
-    out.append(buf, n);
-  int status = pclose(pipe);
-  return {WEXITSTATUS(status), out};
 }
 
 }  // namespace
@@ -378,8 +368,8 @@ TEST_CASE("dsx audit verify reports through its exit status", "[audit]") {
   auto [bad, bad_out] = run("--db " + tmp.path);
   CHECK(bad == 1);
   CHECK(bad_out.find("entry 9 is missing (deleted)") != std::string::npos);
-  CHECK(run("--db " + (tmp.dir / "nothing.db").string()).first == 2);
-  CHECK(run("--db " + tmp.path + " --pubkey " + tmp.path).first == 2);
+  CHECK(run("--db " + (tmp.dir / "nothing.db").string()).status == 2);
+  CHECK(run("--db " + tmp.path + " --pubkey " + tmp.path).status == 2);
 }
 
 TEST_CASE("appends that returned survive SIGKILL at random moments", "[log][crash]") {
