@@ -7,14 +7,13 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -22,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "broker/tls_stream.h"
 #include "certs/identity.h"
 
 namespace dsx::broker {
@@ -43,7 +43,7 @@ constexpr auto kTlsCloseTimeout = 2s;
 // One connection, as stop() sees it: whether it is inside a request, and how to cut it.
 struct SessionHandle {
   std::mutex mutex;  // guards stream
-  beast::tcp_stream* stream = nullptr;
+  TlsStream* stream = nullptr;
   asio::any_io_executor executor;  // the session's strand
   std::atomic<bool> busy{false};
 
@@ -263,7 +263,7 @@ class Server::Impl {
     bool taken_ = false;
   };
 
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
+  using Stream = TlsStream;
 
   // Replies and log lines are built in plain functions: GCC 12 miscompiles initializer lists
   // inside coroutines ("array used as initializer").
@@ -312,18 +312,17 @@ class Server::Impl {
     res.body() = response.body;
     res.keep_alive(keep_alive && !stopping_);
     res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(
-        std::chrono::seconds(config_.limits.read_timeout_seconds));
+    stream.expires_after(std::chrono::seconds(config_.limits.read_timeout_seconds));
     auto [ec, n] = co_await http::async_write(stream, res, kTuple);
     co_return !ec && res.keep_alive();
   }
 
   awaitable<void> session(tcp::socket socket, std::shared_ptr<SessionHandle> handle) {
     const std::shared_ptr<asio::ssl::context> context = tls_.current();
-    Stream stream(std::move(socket), *context);
+    Stream stream(std::move(socket), context->native_handle());
     {
       std::lock_guard lock(handle->mutex);
-      handle->stream = &beast::get_lowest_layer(stream);
+      handle->stream = &stream;
     }
     struct Unregister {
       SessionHandle& h;
@@ -335,13 +334,12 @@ class Server::Impl {
     std::string peer;
     {
       boost::system::error_code ec;
-      auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
+      auto ep = stream.socket().remote_endpoint(ec);
       if (!ec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
 
-    beast::get_lowest_layer(stream).expires_after(
-        std::chrono::seconds(config_.limits.handshake_timeout_seconds));
-    auto [hs_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    stream.expires_after(std::chrono::seconds(config_.limits.handshake_timeout_seconds));
+    auto [hs_ec, hs_n] = co_await stream.async_handshake(kTuple);
     if (hs_ec) {
       const long verify = SSL_get_verify_result(stream.native_handle());
       const std::string reason = hs_ec == beast::error::timeout
@@ -377,21 +375,20 @@ class Server::Impl {
     bool open = true;
     while (open && !stopping_) {
       handle->busy = false;
-      // Idle: wait for the first bytes of the next request.
+      // Idle: wait for the next request without holding a buffer (memory per idle
+      // connection, docs/performance.md).
       if (buffer.size() == 0) {
-        beast::get_lowest_layer(stream).expires_after(
-            std::chrono::seconds(config_.limits.idle_timeout_seconds));
-        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
-        if (ec) break;  // closed, idle timeout, or stop()
-        buffer.commit(n);
+        buffer.shrink_to_fit();
+        stream.expires_after(std::chrono::seconds(config_.limits.idle_timeout_seconds));
+        auto [ec, n] = co_await stream.async_wait_readable(kTuple);
+        if (ec) break;  // idle timeout, or stop()
       }
       handle->busy = true;
       // A request has begun: it must arrive whole within the read timeout.
       http::request_parser<http::string_body> parser;
       parser.header_limit(config_.limits.max_header_bytes);
       parser.body_limit(config_.limits.max_body_bytes);
-      beast::get_lowest_layer(stream).expires_after(
-          std::chrono::seconds(config_.limits.read_timeout_seconds));
+      stream.expires_after(std::chrono::seconds(config_.limits.read_timeout_seconds));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
       if (ec) {
         HttpResponse reply;
@@ -442,7 +439,7 @@ class Server::Impl {
       open = co_await send(stream, response, req.version(), req.keep_alive());
     }
     handle->busy = true;
-    beast::get_lowest_layer(stream).expires_after(kTlsCloseTimeout);
+    stream.expires_after(kTlsCloseTimeout);
     co_await stream.async_shutdown(kTuple);
   }
 
