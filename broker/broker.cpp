@@ -2,13 +2,19 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "broker/audit_api.h"
 #include "broker/catalog.h"
+#include "broker/events.h"
 #include "broker/logger.h"
 #include "broker/metrics.h"
+#include "broker/negotiations.h"
 #include "broker/router.h"
 #include "broker/server.h"
 #include "broker/store.h"
@@ -29,12 +35,47 @@ struct Broker::Parts {
   std::unique_ptr<TlsContexts> tls;
   Router router;
   std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<Events> events;
+  std::unique_ptr<Negotiations> negotiations;
   std::unique_ptr<Server> server;
+
+  // Housekeeping: terminates negotiations that waited too long, while the broker runs.
+  std::thread housekeeper;
+  std::mutex housekeeping_mutex;  // guards stopping
+  std::condition_variable housekeeping_cv;
+  bool stopping = false;
+
+  void start_housekeeping() {
+    const auto interval =
+        std::chrono::seconds(std::clamp<uint32_t>(config.negotiation_timeout_seconds / 2, 1, 60));
+    housekeeper = std::thread([this, interval] {
+      std::unique_lock lock(housekeeping_mutex);
+      while (!housekeeping_cv.wait_for(lock, interval, [this] { return stopping; })) {
+        lock.unlock();
+        if (auto expired = negotiations->expire_idle(); !expired)
+          logger.error("negotiations.expiry_failed", {{"error", expired.status().message()}});
+        else if (*expired)
+          logger.info("negotiations.expired", {{"count", *expired}});
+        lock.lock();
+      }
+    });
+  }
+  void stop_housekeeping() {
+    {
+      std::lock_guard lock(housekeeping_mutex);
+      stopping = true;
+    }
+    housekeeping_cv.notify_all();
+    if (housekeeper.joinable()) housekeeper.join();
+  }
 
   Parts(BrokerConfig c, std::FILE* out, const Clock& clk)
       : config(std::move(c)), clock(clk), logger(out, clk) {}
   ~Parts() {
+    stop_housekeeping();
     server.reset();  // connections first, then the services they use
+    negotiations.reset();
+    events.reset();
     catalog.reset();
     log.reset();  // finishes queued appends
   }
@@ -56,6 +97,7 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
   if (!me) return Status::invalid_argument("cert: " + me.status().message());
   auto key = provenance::SigningKey::load_or_create((c.data_dir / "log.key").string());
   if (!key) return key.status();
+  provenance::SigningKey agreement_key = *key;  // agreements are signed with the log's key
   auto log = provenance::Log::open((c.data_dir / "provenance.db").string(), std::move(*key),
                                    "dsx-broker " + me->participant_id, clock);
   if (!log) return log.status();
@@ -70,6 +112,12 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
   p->catalog = std::make_unique<Catalog>(c, *p->store, *p->log, clock, me->participant_id);
   if (Status s = p->catalog->load(); !s) return s;
   p->catalog->add_routes(p->router);
+  p->events = std::make_unique<Events>(*p->store);
+  p->negotiations =
+      std::make_unique<Negotiations>(c, *p->store, *p->log, std::move(agreement_key), *p->catalog,
+                                     *p->events, clock, me->participant_id);
+  if (Status s = p->negotiations->recover(); !s) return s;
+  p->negotiations->add_routes(p->router);
   add_audit_routes(p->router, *p->log);
   Parts* raw = p.get();
   p->router.add({"GET",
@@ -81,6 +129,19 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
                    return json_response(200, {{"status", "ok"},
                                               {"provenanceLogEntries", raw->log->size()},
                                               {"datasets", raw->catalog->size()}});
+                 }});
+  p->router.add({"GET",
+                 "/channel",
+                 "channel",
+                 {},
+                 "Error",
+                 [](const HttpRequest&, const Caller&, const PathParams&) {
+                   HttpResponse r = error_response(
+                       426, "Error", "upgrade-required",
+                       {"the control channel is a WebSocket: send the Upgrade: websocket headers "
+                        "(docs/api.md)"});
+                   r.headers.emplace_back("Upgrade", "websocket");
+                   return r;
                  }});
   p->router.add({"GET",
                  "/metrics",
@@ -101,7 +162,8 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
   p->metrics.gauge("dsx_catalog_datasets", "Datasets published and not withdrawn.",
                    [raw] { return static_cast<double>(raw->catalog->size()); });
 
-  p->server = std::make_unique<Server>(c, p->router, p->metrics, p->logger, *p->tls);
+  p->server =
+      std::make_unique<Server>(c, p->router, p->metrics, p->logger, *p->tls, p->events.get());
   if (Status s = p->server->listen(); !s) return s;
   if (c.crl_file.empty())
     p->logger.warn("broker.no_crl", {{"hint", "without --crl, revoked certificates are accepted"}});
@@ -122,7 +184,9 @@ uint16_t Broker::port() const {
 }
 
 void Broker::run(bool stop_on_signals) {
+  parts_->start_housekeeping();
   parts_->server->run(stop_on_signals);
+  parts_->stop_housekeeping();
   parts_->logger.info("broker.stopped", {{"logEntries", parts_->log->size()}});
 }
 

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "broker/policy_inputs.h"
 #include "common/hex.h"
+#include "common/ids.h"
 #include "policy/evaluator.h"
 #include "policy/parser.h"
 #include "policy/vocab.h"
@@ -33,16 +35,6 @@ namespace {
 
 constexpr const char* kCatalogError = "CatalogError";
 constexpr size_t kMaxIdLength = 256;
-
-std::string uuid() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) std::abort();  // the CSPRNG failing is an invariant
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  const std::string h = to_hex(std::span<const uint8_t>(b, sizeof b));
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
-}
 
 std::string lower(std::string s) {
   for (char& c : s)
@@ -213,7 +205,8 @@ std::variant<std::shared_ptr<const Catalog::Entry>, HttpResponse> Catalog::build
     const std::string where = "offers[" + std::to_string(i) + "]";
     json offer = doc["offers"][i];
     if (!offer.is_object()) return bad(where + ": an offer is an ODRL policy (a JSON object)");
-    if (!offer.contains("uid") && !offer.contains("@id")) offer["@id"] = "urn:dsx:offer:" + uuid();
+    if (!offer.contains("uid") && !offer.contains("@id"))
+      offer["@id"] = "urn:dsx:offer:" + random_uuid();
     if (!offer.contains("@type") && !offer.contains("type")) offer["@type"] = "Offer";
     if (offer.contains("assigner")) {
       if (iri_of(offer["assigner"]) != entry->provider)
@@ -294,7 +287,7 @@ HttpResponse Catalog::publish(const HttpRequest& r, const Caller& c) {
           "'%'), e.g. urn:dsx:dataset:traffic-2026");
     id = doc["id"];
   } else {
-    id = "urn:dsx:dataset:" + uuid();
+    id = "urn:dsx:dataset:" + random_uuid();
   }
   {
     std::shared_lock lock(mutex_);
@@ -386,32 +379,33 @@ struct Catalog::Probe {
 };
 
 std::unique_ptr<Catalog::Probe> Catalog::probe(const Caller& c) const {
-  const certs::Identity& id = c.identity;
-  json context = json::object();
-  const std::string dsx(policy::kDsxNs);
-  if (id.country) {
-    context[dsx + "country"] = *id.country;
-    context[std::string(policy::kOdrlNs) + "spatial"] = *id.country;
-  }
-  context[dsx + "role"] = id.roles;
-  for (const auto& [k, values] : id.attributes) {
-    json v = json::array();
-    for (const auto& s : values)
-      v.push_back(k == "memberOf" ? json{{"@id", s}} : json(s));
-    const std::string key = k == "memberOf" || k == "organisation" ? dsx + k : dsx + "attr/" + k;
-    context[key] = values.size() == 1 ? v[0] : v;
-  }
-  auto request = policy::parse_request({{"party", id.participant_id},
-                                        {"action", "use"},
-                                        {"target", "urn:dsx:none"},
-                                        {"context", std::move(context)}},
-                                       policy::Prefixes());
-  policy::State state;
-  state.now = clock_.now();
-  if (auto it = id.attributes.find("memberOf"); it != id.attributes.end())
-    state.part_of[id.participant_id] = it->second;
+  auto request = participant_request(c.identity, "urn:dsx:none", "", json::object());
   if (!request) return nullptr;
-  return std::make_unique<Probe>(Probe{std::move(*request), std::move(state)});
+  return std::make_unique<Probe>(
+      Probe{std::move(*request), participant_state(c.identity, clock_.now())});
+}
+
+std::optional<Catalog::Offer> Catalog::find_offer(const std::string& offer_id) const {
+  std::shared_ptr<const Entry> found;
+  size_t index = 0;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& e : order_) {
+      const json& offers = e->doc["offers"];
+      for (size_t i = 0; i < offers.size(); ++i) {
+        const json& o = offers[i];
+        if (iri_of(o.contains("uid") ? o["uid"] : o["@id"]) == offer_id) {
+          found = e;
+          index = i;
+          break;
+        }
+      }
+      if (found) break;
+    }
+  }
+  if (!found) return std::nullopt;
+  return Offer{offer_id, found->id, found->provider, found->doc["offers"][index],
+               std::shared_ptr<const policy::Policy>(found, &found->offers[index])};
 }
 
 bool Catalog::visible(const Entry& e, const Caller& c, const Probe* p) const {

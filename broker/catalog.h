@@ -22,6 +22,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -53,6 +54,18 @@ class Catalog {
   // Appends a refusal (a 4xx answered to an authenticated participant) to the provenance log.
   void log_refusal(const Caller& caller, const HttpRequest& request, const HttpResponse& response,
                    const std::string& route);
+
+  // One offer of the catalog, as a negotiation starts from it. Keeps its dataset's entry alive.
+  struct Offer {
+    std::string id, dataset, provider;
+    nlohmann::json doc;                            // as published, complete
+    std::shared_ptr<const policy::Policy> policy;  // compiled
+  };
+  // The offer `offer_id` of an active dataset; nullopt when there is none. Not filtered by
+  // visibility: a consumer that names an offer it could never obtain gets the policy's reasons
+  // from the negotiation, which is more use to it than a 404. A scan of the active datasets
+  // under the shared lock.
+  std::optional<Offer> find_offer(const std::string& offer_id) const;
 
   struct Entry;  // one dataset with its compiled offers
   struct Probe;  // what the broker knows about a caller, as policy inputs

@@ -7,7 +7,7 @@
 //    "limits": {"maxBodyBytes": 1048576, "maxHeaderBytes": 8192, "readTimeoutSeconds": 10,
 //               "idleTimeoutSeconds": 60, "handshakeTimeoutSeconds": 10,
 //               "maxConnections": 10000, "maxConnectionsPerParticipant": 64},
-//    "catalog": {"pageSize": 50, "maxPageSize": 500}}
+//    "catalog": {"pageSize": 50, "maxPageSize": 500}, "negotiationTimeoutSeconds": 604800}
 
 #include <cstdint>
 #include <filesystem>
@@ -41,6 +41,8 @@ struct BrokerConfig {
   Limits limits;
   uint32_t catalog_page_size = 50;
   uint32_t catalog_max_page_size = 500;
+  // A negotiation waiting this long for its next message is terminated ("timed out").
+  uint32_t negotiation_timeout_seconds = 7 * 24 * 3600;
 };
 
 // "HOST:PORT", "[v6]:PORT".

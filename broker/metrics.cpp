@@ -48,7 +48,10 @@ std::string Metrics::prometheus_text() const {
       << "dsx_connections_open " << open_.load() << "\n"
       << "# HELP dsx_connections_total TCP connections accepted.\n"
          "# TYPE dsx_connections_total counter\n"
-      << "dsx_connections_total " << total_.load() << "\n";
+      << "dsx_connections_total " << total_.load() << "\n"
+      << "# HELP dsx_channels_open Control channels (WebSockets) open now.\n"
+         "# TYPE dsx_channels_open gauge\n"
+      << "dsx_channels_open " << channels_.load() << "\n";
   std::lock_guard lock(mutex_);
   out << "# HELP dsx_requests_total HTTP requests answered, by route and status.\n"
          "# TYPE dsx_requests_total counter\n";

@@ -1,8 +1,8 @@
 #pragma once
 // The broker's counters, exposed at GET /metrics in the Prometheus text format (0.0.4):
-//   dsx_connections_open, dsx_connections_total, dsx_requests_total{route,status},
-//   dsx_handshake_failures_total{reason}, dsx_limit_violations_total{limit},
-//   dsx_provenance_log_entries, dsx_catalog_datasets.
+//   dsx_connections_open, dsx_connections_total, dsx_channels_open,
+//   dsx_requests_total{route,status}, dsx_handshake_failures_total{reason},
+//   dsx_limit_violations_total{limit}, dsx_provenance_log_entries, dsx_catalog_datasets.
 // Thread-safe: any thread may count; gauges read from callbacks at scrape time.
 
 #include <atomic>
@@ -23,6 +23,8 @@ class Metrics {
   }
   void connection_closed() { --open_; }
   int64_t connections_open() const { return open_.load(); }
+  void channel_opened() { ++channels_; }
+  void channel_closed() { --channels_; }
 
   void request(const std::string& route, int status);
   void handshake_failure(const std::string& reason);
@@ -36,6 +38,7 @@ class Metrics {
  private:
   std::atomic<int64_t> open_{0};
   std::atomic<uint64_t> total_{0};
+  std::atomic<int64_t> channels_{0};
   mutable std::mutex mutex_;  // guards the maps below
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::string, uint64_t> handshake_failures_;

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -21,6 +22,7 @@
 #include <set>
 #include <thread>
 
+#include "broker/store.h"
 #include "broker/tls_stream.h"
 #include "certs/identity.h"
 
@@ -29,6 +31,7 @@ namespace dsx::broker {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
@@ -62,12 +65,13 @@ struct SessionHandle {
 class Server::Impl {
  public:
   Impl(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-       TlsContexts& tls)
+       TlsContexts& tls, Events* events)
       : config_(config),
         router_(router),
         metrics_(metrics),
         logger_(logger),
         tls_(tls),
+        events_(events),
         ioc_(static_cast<int>(config.io_threads)),
         workers_(config.worker_threads),
         acceptor_(ioc_),
@@ -416,6 +420,11 @@ class Server::Impl {
         break;
       }
       auto& req = parser.get();
+      if (websocket::is_upgrade(req) && events_ && req.target() == "/channel") {
+        handle->busy = false;  // a channel is idle between events: stop() may cut it
+        co_await channel(stream, caller, parser.release());
+        co_return;
+      }
       HttpRequest request;
       request.method = std::string(req.method_string());
       request.target = std::string(req.target());
@@ -443,11 +452,155 @@ class Server::Impl {
     co_await stream.async_shutdown(kTuple);
   }
 
+  // The control channel (docs/api.md): pushes the participant's unacknowledged events, oldest
+  // first, and reads acknowledgements. Two loops on the connection's strand: this one writes
+  // (woken by Events::notify through `state->wake`), a spawned one reads; whichever ends first
+  // (peer closed, error, stop(), a newer channel of the same participant) ends the other.
+  struct ChannelState {
+    explicit ChannelState(const asio::any_io_executor& ex)
+        : wake(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer wake;  // cancelled to wake the writer
+    bool closed = false;      // the reader ended, or the channel was replaced
+    bool replaced = false;
+    bool reader_done = false;
+  };
+
+  static std::string channel_message(const StoredEvent& e) {
+    auto body = nlohmann::json::parse(e.body, nullptr, false);
+    if (!body.is_object()) body = nlohmann::json::object();
+    body["id"] = e.id;
+    return body.dump();
+  }
+
+  static std::optional<uint64_t> parse_ack(const std::string& text) {
+    auto doc = nlohmann::json::parse(text, nullptr, false);
+    if (!doc.is_object() || !doc.contains("ack") || !doc["ack"].is_number_unsigned())
+      return std::nullopt;
+    return doc["ack"].get<uint64_t>();
+  }
+
+  awaitable<void> channel_reader(websocket::stream<Stream&>& ws, std::string participant,
+                                 std::shared_ptr<ChannelState> state) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read(buffer, kTuple);
+      if (ec) break;
+      const std::string text = beast::buffers_to_string(buffer.data());
+      buffer.consume(buffer.size());
+      const auto id = parse_ack(text);
+      if (!id) {
+        log_channel("channel.bad_message", participant, "expected {\"ack\": ID}");
+        continue;
+      }
+      // optional: co_spawn needs a default-constructible result.
+      std::optional<Result<bool>> acked = co_await asio::co_spawn(
+          workers_,
+          [this, &participant, id]() -> awaitable<std::optional<Result<bool>>> {
+            co_return events_->ack(participant, *id);
+          },
+          use_awaitable);
+      if (!*acked) log_channel("channel.ack_failed", participant, acked->status().message());
+    }
+    state->closed = true;
+    state->wake.cancel();
+  }
+
+  void log_channel(const char* event, const std::string& participant, const std::string& what) {
+    logger_.info(event, nlohmann::json{{"participant", participant}, {"detail", what}});
+  }
+
+  awaitable<void> channel(Stream& stream, const Caller& caller,
+                          http::request<http::string_body> req) {
+    const std::string participant = caller.identity.participant_id;
+    websocket::stream<Stream&> ws(stream);
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::seconds(config_.limits.read_timeout_seconds);
+    timeouts.idle_timeout = std::chrono::seconds(config_.limits.idle_timeout_seconds);
+    timeouts.keep_alive_pings = true;  // a ping at half the idle timeout; no pong: closed
+    ws.set_option(timeouts);
+    ws.read_message_max(64 * 1024);
+    stream.expires_never();  // the websocket keeps its own time
+    auto [accept_ec] = co_await ws.async_accept(req, kTuple);
+    if (accept_ec) co_return;
+
+    const auto executor = co_await asio::this_coro::executor;
+    auto state = std::make_shared<ChannelState>(executor);
+    std::weak_ptr<ChannelState> weak = state;
+    auto subscription = events_->subscribe(
+        participant,
+        [executor, weak] {
+          asio::post(executor, [weak] {
+            if (auto s = weak.lock()) s->wake.cancel();
+          });
+        },
+        [executor, weak] {
+          asio::post(executor, [weak] {
+            if (auto s = weak.lock()) {
+              s->replaced = s->closed = true;
+              s->wake.cancel();
+            }
+          });
+        });
+    metrics_.channel_opened();
+    log_channel("channel.opened", participant, "");
+    asio::co_spawn(executor, channel_reader(ws, participant, state), [state](std::exception_ptr) {
+      state->reader_done = state->closed = true;
+      state->wake.cancel();
+    });
+
+    uint64_t sent = 0;  // after a reconnection everything unacknowledged goes out again
+    while (!state->closed && !stopping_) {
+      std::optional<Result<std::vector<StoredEvent>>> batch = co_await asio::co_spawn(
+          workers_,
+          [this, &participant,
+           sent]() -> awaitable<std::optional<Result<std::vector<StoredEvent>>>> {
+            co_return events_->read(participant, sent);
+          },
+          use_awaitable);
+      if (!*batch) {
+        log_channel("channel.read_failed", participant, (*batch).status().message());
+        break;
+      }
+      bool failed = false;
+      for (const StoredEvent& e : **batch) {
+        auto [ec, n] = co_await ws.async_write(asio::buffer(channel_message(e)), kTuple);
+        if (ec) {
+          failed = true;
+          break;
+        }
+        sent = e.id;
+      }
+      if (failed) break;
+      if (!(*batch)->empty()) continue;  // there may be more
+      state->wake.expires_at(asio::steady_timer::time_point::max());
+      co_await state->wake.async_wait(kTuple);
+    }
+    // End the reader: a close frame when we may still talk, else cut the socket.
+    if (!state->reader_done) {
+      if (state->replaced || stopping_) {
+        websocket::close_reason why(state->replaced ? websocket::close_code::policy_error
+                                                    : websocket::close_code::going_away);
+        why.reason = state->replaced ? "replaced by a newer channel" : "the broker is stopping";
+        auto [ec] = co_await ws.async_close(why, kTuple);
+        (void)ec;
+      }
+      stream.cancel();
+      while (!state->reader_done) {
+        state->wake.expires_after(std::chrono::milliseconds(50));
+        co_await state->wake.async_wait(kTuple);
+        if (!state->reader_done) stream.cancel();
+      }
+    }
+    metrics_.channel_closed();
+    log_channel("channel.closed", participant, state->replaced ? "replaced" : "");
+  }
+
   const BrokerConfig& config_;
   const Router& router_;
   Metrics& metrics_;
   Logger& logger_;
   TlsContexts& tls_;
+  Events* const events_;
 
   asio::io_context ioc_;
   asio::thread_pool workers_;
@@ -465,8 +618,8 @@ class Server::Impl {
 };
 
 Server::Server(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-               TlsContexts& tls)
-    : impl_(std::make_unique<Impl>(config, router, metrics, logger, tls)) {}
+               TlsContexts& tls, Events* events)
+    : impl_(std::make_unique<Impl>(config, router, metrics, logger, tls, events)) {}
 Server::~Server() = default;
 
 Status Server::listen() {

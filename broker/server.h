@@ -9,6 +9,9 @@
 // slowloris client is closed), header and body size limits (431 / 413). Handlers never run on
 // an I/O thread: the server awaits them on its worker pool.
 //
+// A request to upgrade GET /channel to a WebSocket becomes the participant's control channel
+// (docs/api.md): the events of `events` are pushed to it, and acknowledged through it.
+//
 // stop() is graceful: the acceptor closes, idle connections are closed, requests in progress
 // finish and get their response, then run() returns (connections still busy after the drain
 // timeout are cut). Thread-safe: stop() may be called from any thread; the other methods from the
@@ -18,6 +21,7 @@
 #include <memory>
 
 #include "broker/config.h"
+#include "broker/events.h"
 #include "broker/logger.h"
 #include "broker/metrics.h"
 #include "broker/router.h"
@@ -28,9 +32,9 @@ namespace dsx::broker {
 
 class Server {
  public:
-  // Everything passed in must outlive the server.
+  // Everything passed in must outlive the server. `events` may be null (no control channel).
   Server(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-         TlsContexts& tls);
+         TlsContexts& tls, Events* events = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

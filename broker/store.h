@@ -1,11 +1,14 @@
 #pragma once
-// The broker's durable state besides the provenance log: participants seen and datasets with
-// their offers. Behind an interface so that a PostgreSQL store can replace the embedded SQLite
-// one without touching the catalog. Implementations are thread-safe; calls block on disk, so the
-// broker makes them from its worker pool only.
+// The broker's durable state besides the provenance log: participants seen, datasets with their
+// offers, negotiations, agreements, and the outboxes (events for connectors, entries for the
+// provenance log) written in the same transaction as the state they report. Behind an interface so
+// that a PostgreSQL store can replace the embedded SQLite one without touching the catalog.
+// Implementations are thread-safe; calls block on disk, so the broker makes them from its worker
+// pool only.
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,61 @@ struct StoredDataset {
   uint64_t seq = 0;      // publication order, assigned by the store on first insert
 };
 
+// A contract negotiation as stored (broker/negotiations.h). JSON members are JSON text.
+struct StoredNegotiation {
+  std::string provider_pid;  // assigned by the broker; the key
+  std::string consumer_pid;
+  std::string consumer, provider;  // participant ids
+  std::string dataset;
+  std::string offer;          // the offer on the table (JSON)
+  std::string catalog_offer;  // the id of the catalog offer it started from
+  std::string purpose;        // declared purpose IRI, or ""
+  std::string context;        // declared context (JSON object)
+  std::string state;          // "REQUESTED", ...
+  std::string agreement_id;   // once AGREED
+  std::string reason;         // why it was terminated (JSON array), or ""
+  std::string last_message;   // the message that made the current state (JSON), for replays
+  std::string last_sender;    // "consumer" or "provider"
+  Instant created, updated;
+};
+
+// A signed agreement.
+struct StoredAgreement {
+  std::string id;
+  std::string provider_pid;
+  std::string dataset, provider, consumer;
+  std::string body;       // the agreement (JSON)
+  std::string sha256;     // hex SHA-256 of its canonical JSON
+  std::string signature;  // {"keyId", "value"} (JSON)
+  Instant created;
+  bool retired = false;
+  std::string retired_reason;
+  Instant retired_at;
+};
+
+// An event for a participant's control channel: kept until acknowledged.
+struct StoredEvent {
+  uint64_t id = 0;  // assigned by the store, increasing, never reused
+  std::string recipient;
+  std::string body;  // the whole channel message without its id (JSON)
+};
+
+// A state change to commit atomically: the negotiation, perhaps a new or changed agreement, the
+// events it causes and the provenance entries that record it (JSON text of provenance::Entry
+// fields), which the broker appends to the log after the commit.
+struct Transition {
+  const StoredNegotiation* negotiation = nullptr;
+  const StoredAgreement* agreement = nullptr;
+  std::vector<StoredEvent> events;
+  std::vector<std::string> log_entries;
+};
+
+// A provenance entry written to the store's outbox and not yet known to be in the log.
+struct PendingLogEntry {
+  uint64_t id = 0;
+  std::string entry;  // JSON
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -33,6 +91,30 @@ class Store {
   virtual Result<std::vector<StoredDataset>> active_datasets() = 0;
   // Records (or refreshes) a participant the broker has seen.
   virtual Status participant_seen(const certs::Identity& who, Instant when) = 0;
+
+  // Negotiations and agreements. Lookups return nullopt when there is no such record.
+  virtual Result<std::optional<StoredNegotiation>> negotiation(const std::string& provider_pid) = 0;
+  virtual Result<std::optional<StoredNegotiation>> negotiation_by_consumer_pid(
+      const std::string& consumer, const std::string& consumer_pid) = 0;
+  // Where `participant` is the consumer or the provider, newest first.
+  virtual Result<std::vector<StoredNegotiation>> negotiations_of(
+      const std::string& participant) = 0;
+  // Not FINALIZED or TERMINATED, last changed before `before`.
+  virtual Result<std::vector<StoredNegotiation>> negotiations_idle_since(Instant before) = 0;
+  virtual Result<std::optional<StoredAgreement>> agreement(const std::string& id) = 0;
+  virtual Result<std::vector<StoredAgreement>> agreements_of(const std::string& participant) = 0;
+  // Commits the transition in one transaction; returns the ids of its log entries in the outbox.
+  virtual Result<std::vector<uint64_t>> commit(const Transition& t) = 0;
+
+  // The outbox of provenance entries: forget one once it is in the log; all of them at start-up.
+  virtual Status log_entry_done(uint64_t id) = 0;
+  virtual Result<std::vector<PendingLogEntry>> pending_log_entries() = 0;
+
+  // Events for `recipient` with an id above `after`, oldest first, at most `limit`.
+  virtual Result<std::vector<StoredEvent>> events_for(const std::string& recipient, uint64_t after,
+                                                      size_t limit) = 0;
+  // Drops an acknowledged event; false when it was not the recipient's or already dropped.
+  virtual Result<bool> ack_event(const std::string& recipient, uint64_t id) = 0;
 };
 
 // SQLite (WAL, synchronous=FULL) at `path`, created when missing.

@@ -36,15 +36,14 @@ void TlsStream::expires_after(duration timeout) {
   core_->timed_out = false;
   const uint64_t generation = ++core_->deadline_generation;
   core_->timer.expires_after(timeout);
-  core_->timer.async_wait(
-      [weak = std::weak_ptr<Core>(core_), generation](const error_code& ec) {
-        if (ec) return;  // replaced or cancelled
-        const std::shared_ptr<Core> core = weak.lock();
-        if (!core || core->deadline_generation != generation) return;
-        core->timed_out = true;
-        error_code ignored;
-        core->socket.cancel(ignored);
-      });
+  core_->timer.async_wait([weak = std::weak_ptr<Core>(core_), generation](const error_code& ec) {
+    if (ec) return;  // replaced or cancelled
+    const std::shared_ptr<Core> core = weak.lock();
+    if (!core || core->deadline_generation != generation) return;
+    core->timed_out = true;
+    error_code ignored;
+    core->socket.cancel(ignored);
+  });
 }
 
 void TlsStream::expires_never() {
@@ -70,6 +69,20 @@ TlsStream::error_code TlsStream::error_of(int ssl_error) {
     return asio::ssl::error::stream_truncated;  // OpenSSL 3's word for the same
   if (queued == 0) return asio::ssl::error::unexpected_result;
   return error_code(static_cast<int>(queued), asio::error::get_ssl_category());
+}
+
+void beast_close_socket(TlsStream& stream) {
+  boost::system::error_code ignored;
+  stream.socket().close(ignored);
+}
+
+void teardown(boost::beast::role_type, TlsStream& stream, boost::system::error_code& ec) {
+  // Best effort without blocking: send close_notify if the socket takes it, then close.
+  if (stream.native_handle()) {
+    ERR_clear_error();
+    (void)SSL_shutdown(stream.native_handle());
+  }
+  stream.socket().close(ec);
 }
 
 }  // namespace dsx::broker

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +28,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/role.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -63,11 +65,8 @@ class TlsStream {
 
   template <typename Token>
   auto async_handshake(Token&& token) {
-    return run(
-        [](SSL* ssl, std::size_t&) {
-          return SSL_do_handshake(ssl);
-        },
-        std::forward<Token>(token));
+    return run([](SSL* ssl, std::size_t&) { return SSL_do_handshake(ssl); },
+               std::forward<Token>(token));
   }
 
   template <typename MutableBuffers, typename Token>
@@ -211,5 +210,21 @@ class TlsStream {
 
   std::shared_ptr<Core> core_;
 };
+
+// Beast's customisation points, so that a websocket::stream<TlsStream&> (the control channel)
+// can close the connection: close_notify on a graceful close, closing the socket on a timeout.
+void beast_close_socket(TlsStream& stream);
+void teardown(boost::beast::role_type role, TlsStream& stream, boost::system::error_code& ec);
+template <typename Handler>
+void async_teardown(boost::beast::role_type, TlsStream& stream, Handler&& handler) {
+  auto executor = boost::asio::get_associated_executor(handler, stream.get_executor());
+  stream.async_shutdown(boost::asio::bind_executor(
+      executor,
+      [h = std::forward<Handler>(handler)](boost::system::error_code ec, std::size_t) mutable {
+        if (ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated)
+          ec = {};  // the peer closed first: the teardown is done
+        std::move(h)(ec);
+      }));
+}
 
 }  // namespace dsx::broker

@@ -185,4 +185,22 @@ nlohmann::json to_json(const Identity& identity) {
   return j;
 }
 
+Result<Identity> identity_from_json(const nlohmann::json& doc) {
+  Identity id;
+  try {
+    id.participant_id = doc.at("participantId").get<std::string>();
+    id.name = doc.at("name").get<std::string>();
+    id.roles = doc.at("roles").get<std::vector<std::string>>();
+    if (doc.contains("country")) id.country = doc.at("country").get<std::string>();
+    for (const auto& [key, value] : doc.at("attributes").items())
+      id.attributes[key] = value.is_string() ? std::vector<std::string>{value.get<std::string>()}
+                                             : value.get<std::vector<std::string>>();
+    id.serial_hex = doc.value("serial", "");
+    id.fingerprint_sha256_hex = doc.value("fingerprintSha256", "");
+  } catch (const nlohmann::json::exception& e) {
+    return Status::invalid_argument(std::string("identity: ") + e.what());
+  }
+  return id;
+}
+
 }  // namespace dsx::certs

@@ -54,5 +54,7 @@ Result<Identity> load_identity(const std::filesystem::path& cert_pem);
 // {"attributes":{...},"country":"DE","fingerprintSha256":"..","name":"..","participantId":"..",
 //  "roles":[..],"serial":".."}
 nlohmann::json to_json(const Identity& identity);
+// The inverse of to_json, for identities the broker stored itself; an error names the member.
+Result<Identity> identity_from_json(const nlohmann::json& doc);
 
 }  // namespace dsx::certs

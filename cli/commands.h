@@ -15,5 +15,7 @@ void add_audit_commands(CLI::App& app, int* exit_status);
 void add_broker_command(CLI::App& app, int* exit_status);
 void add_connector_commands(CLI::App& app, int* exit_status);
 void add_certs_commands(CLI::App& app, int* exit_status);
+// The negotiation commands of `dsx connector` (serve, negotiate, approve, ...), on its group.
+void add_negotiation_commands(CLI::App& connector_group, int* exit_status);
 
 }  // namespace dsx::cli

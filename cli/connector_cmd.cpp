@@ -16,26 +16,16 @@ namespace dsx::cli {
 namespace {
 
 using json = nlohmann::json;
-constexpr int kFailed = 1;  // the broker refused or could not be reached
-constexpr int kBadInput = 2;
-
-int fail(const Status& s, int code) {
-  std::cerr << "dsx: " << s.message() << "\n";
-  return code;
-}
-
-int refused(const connectors::Reply& r) {
-  std::cerr << "dsx: the broker refused: " << connectors::describe_error(r) << "\n";
-  return r.status >= 400 && r.status < 500 ? kBadInput : kFailed;
-}
 
 int run_publish(const RemoteOptions& remote, const std::string& file, bool as_json) {
   auto text = read_file(file);
-  if (!text) return fail(text.status(), kBadInput);
+  if (!text) return report_error(text.status(), kExitBadInput);
   auto doc = parse_json_text(*text);
-  if (!doc) return fail(Status::invalid_argument(file + ": " + doc.status().message()), kBadInput);
+  if (!doc)
+    return report_error(Status::invalid_argument(file + ": " + doc.status().message()),
+                        kExitBadInput);
   auto client = connect(remote);
-  if (!client) return fail(client.status(), kFailed);
+  if (!client) return report_error(client.status(), kExitFailed);
   // Publish; a dataset that exists already (409) is updated in place.
   auto reply = (*client)->request("POST", "/management/datasets", *text);
   bool update = false;
@@ -45,8 +35,8 @@ int run_publish(const RemoteOptions& remote, const std::string& file, bool as_js
     reply =
         (*client)->request("PUT", "/management/datasets/" + (*doc)["id"].get<std::string>(), *text);
   }
-  if (!reply) return fail(reply.status(), kFailed);
-  if (reply->status / 100 != 2) return refused(*reply);
+  if (!reply) return report_error(reply.status(), kExitFailed);
+  if (reply->status / 100 != 2) return report_refusal(*reply);
   auto body = json::parse(reply->body, nullptr, false);
   if (as_json) {
     std::cout << body.dump(2) << "\n";
@@ -61,10 +51,10 @@ int run_publish(const RemoteOptions& remote, const std::string& file, bool as_js
 
 int run_withdraw(const RemoteOptions& remote, const std::string& id) {
   auto client = connect(remote);
-  if (!client) return fail(client.status(), kFailed);
+  if (!client) return report_error(client.status(), kExitFailed);
   auto reply = (*client)->request("DELETE", "/management/datasets/" + id);
-  if (!reply) return fail(reply.status(), kFailed);
-  if (reply->status / 100 != 2) return refused(*reply);
+  if (!reply) return report_error(reply.status(), kExitFailed);
+  if (reply->status / 100 != 2) return report_refusal(*reply);
   auto body = json::parse(reply->body, nullptr, false);
   std::cout << "withdrew " << id << "; logged as provenance entry "
             << body["provenance"].value("index", uint64_t{0}) << "\n";
@@ -122,7 +112,7 @@ void print_dataset(const json& d) {
 
 int run_catalog(const RemoteOptions& remote, const CatalogOptions& o) {
   auto client = connect(remote);
-  if (!client) return fail(client.status(), kFailed);
+  if (!client) return report_error(client.status(), kExitFailed);
   json message = {{"@context", {"https://w3id.org/dspace/2025/1/context.jsonld"}},
                   {"@type", "CatalogRequestMessage"}};
   json filter = json::array();
@@ -136,11 +126,12 @@ int run_catalog(const RemoteOptions& remote, const CatalogOptions& o) {
   std::string target = "/catalog/request";
   while (!target.empty()) {
     auto reply = (*client)->request("POST", target, message.dump());
-    if (!reply) return fail(reply.status(), kFailed);
-    if (reply->status != 200) return refused(*reply);
+    if (!reply) return report_error(reply.status(), kExitFailed);
+    if (reply->status != 200) return report_refusal(*reply);
     auto page = json::parse(reply->body, nullptr, false);
     if (!page.is_object())
-      return fail(Status::internal("the broker sent a catalog that is not JSON"), kFailed);
+      return report_error(Status::internal("the broker sent a catalog that is not JSON"),
+                          kExitFailed);
     if (first.is_null()) first = page;
     for (auto& d : page.value("dataset", json::array()))
       all.push_back(std::move(d));
@@ -162,10 +153,10 @@ int run_catalog(const RemoteOptions& remote, const CatalogOptions& o) {
 
 int run_datasets(const RemoteOptions& remote, bool as_json) {
   auto client = connect(remote);
-  if (!client) return fail(client.status(), kFailed);
+  if (!client) return report_error(client.status(), kExitFailed);
   auto reply = (*client)->request("GET", "/management/datasets");
-  if (!reply) return fail(reply.status(), kFailed);
-  if (reply->status != 200) return refused(*reply);
+  if (!reply) return report_error(reply.status(), kExitFailed);
+  if (reply->status != 200) return report_refusal(*reply);
   auto body = json::parse(reply->body, nullptr, false);
   if (as_json) {
     std::cout << body.dump(2) << "\n";
@@ -182,7 +173,9 @@ int run_datasets(const RemoteOptions& remote, bool as_json) {
 
 void add_connector_commands(CLI::App& app, int* exit_status) {
   CLI::App* group = app.add_subcommand(
-      "connector", "A participant's side of the broker: publish datasets, read the catalog");
+      "connector",
+      "A participant's side of the broker: publish datasets, read the catalog, negotiate "
+      "contracts");
   group->require_subcommand(1);
 
   struct PublishOptions {
@@ -242,6 +235,8 @@ void add_connector_commands(CLI::App& app, int* exit_status) {
       ->type_name("T");
   cat->add_flag("--json", c->options.json, "print the catalog as DSP JSON");
   cat->callback([c, exit_status] { *exit_status = run_catalog(c->remote, c->options); });
+
+  add_negotiation_commands(*group, exit_status);
 }
 
 }  // namespace dsx::cli

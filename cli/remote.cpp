@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <iostream>
 
 #include "cli/files.h"
 #include "common/json.h"
@@ -22,20 +23,25 @@ void add_remote_options(CLI::App* command, RemoteOptions& o) {
       ->type_name("FILE");
 }
 
-Result<std::unique_ptr<connectors::Client>> connect(const RemoteOptions& o) {
+Result<nlohmann::json> read_config(const RemoteOptions& o) {
+  if (o.config.empty()) return nlohmann::json::object();
+  auto text = read_file(o.config);
+  if (!text) return text.status();
+  auto doc = parse_json_text(*text);
+  if (!doc || !doc->is_object())
+    return Status::invalid_argument(o.config + ": expected a JSON object with broker and cert");
+  return std::move(*doc);
+}
+
+Result<connectors::ClientConfig> client_config(const RemoteOptions& o) {
   std::string broker = o.broker, cert = o.cert;
-  if (!o.config.empty()) {
-    auto text = read_file(o.config);
-    if (!text) return text.status();
-    auto doc = parse_json_text(*text);
-    if (!doc || !doc->is_object())
-      return Status::invalid_argument(o.config + ": expected a JSON object with broker and cert");
-    for (auto [key, out] : {std::pair{"broker", &broker}, std::pair{"cert", &cert}}) {
-      if (!out->empty() || !doc->contains(key)) continue;
-      if (!(*doc)[key].is_string())
-        return Status::invalid_argument(o.config + ": " + key + ": expected a string");
-      *out = (*doc)[key].get<std::string>();
-    }
+  auto doc = read_config(o);
+  if (!doc) return doc.status();
+  for (auto [key, out] : {std::pair{"broker", &broker}, std::pair{"cert", &cert}}) {
+    if (!out->empty() || !doc->contains(key)) continue;
+    if (!(*doc)[key].is_string())
+      return Status::invalid_argument(o.config + ": " + key + ": expected a string");
+    *out = (*doc)[key].get<std::string>();
   }
   if (broker.empty())
     if (const char* env = std::getenv("DSX_BROKER")) broker = env;
@@ -48,7 +54,23 @@ Result<std::unique_ptr<connectors::Client>> connect(const RemoteOptions& o) {
   connectors::ClientConfig config;
   config.cert_dir = cert;
   if (Status s = connectors::parse_broker_url(broker, config); !s) return s;
-  return connectors::Client::connect(config);
+  return config;
+}
+
+Result<std::unique_ptr<connectors::Client>> connect(const RemoteOptions& o) {
+  auto config = client_config(o);
+  if (!config) return config.status();
+  return connectors::Client::connect(*config);
+}
+
+int report_error(const Status& s, int code) {
+  std::cerr << "dsx: " << s.message() << "\n";
+  return code;
+}
+
+int report_refusal(const connectors::Reply& r) {
+  std::cerr << "dsx: the broker refused: " << connectors::describe_error(r) << "\n";
+  return r.status >= 400 && r.status < 500 ? kExitBadInput : kExitFailed;
 }
 
 }  // namespace dsx::cli

@@ -2,16 +2,15 @@
 
 #include <openssl/ssl.h>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <optional>
+
+#include "connectors/tls_connect.h"
 
 namespace dsx::connectors {
 
@@ -19,7 +18,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 
 Status parse_broker_url(std::string_view url, ClientConfig& config) {
   constexpr std::string_view kScheme = "https://";
@@ -72,73 +70,30 @@ struct Client::Impl {
   ClientConfig config;
   asio::io_context ioc;
   ssl::context ctx{ssl::context::tls_client};
-  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  std::optional<detail::TlsStream> stream;
   SSL_SESSION* session = nullptr;  // for resumption on reconnect
 
   ~Impl() {
     if (session) SSL_SESSION_free(session);
   }
 
-  Status setup() {
-    boost::system::error_code ec;
-    const auto dir = config.cert_dir;
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-    ctx.use_certificate_chain_file((dir / "cert.pem").string(), ec);
-    if (ec) return Status::invalid_argument((dir / "cert.pem").string() + ": " + ec.message());
-    ctx.use_private_key_file((dir / "key.pem").string(), ssl::context::pem, ec);
-    if (ec) return Status::invalid_argument((dir / "key.pem").string() + ": " + ec.message());
-    ctx.load_verify_file((dir / "ca.pem").string(), ec);
-    if (ec) return Status::invalid_argument((dir / "ca.pem").string() + ": " + ec.message());
-    ctx.set_verify_mode(ssl::verify_peer);
-    return Status::ok();
-  }
+  Status setup() { return detail::load_participant_context(ctx, config.cert_dir); }
 
   // Ends the connection with close_notify (OpenSSL forgets the session of a connection that was
   // not shut down cleanly, and resumption would be lost).
   void close() {
     if (!stream) return;
-    boost::system::error_code ignored;
     beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(2));
-    stream->shutdown(ignored);
+    detail::run_op(ioc, [&](auto handler) { stream->async_shutdown(std::move(handler)); });
     stream.reset();
   }
 
   Status open() {
     close();
     stream.emplace(ioc, ctx);
-    boost::system::error_code ec;
-    tcp::resolver resolver(ioc);
-    auto endpoints = resolver.resolve(config.host, std::to_string(config.port), ec);
-    if (ec) return Status::invalid_argument("cannot resolve " + config.host + ": " + ec.message());
-    auto& tcp_stream = beast::get_lowest_layer(*stream);
-    tcp_stream.expires_after(config.timeout);
-    tcp_stream.connect(endpoints, ec);
-    if (!ec) tcp_stream.socket().set_option(tcp::no_delay(true), ec);  // no Nagle stalls
-    if (ec)
-      return Status::failed_precondition("cannot connect to " + config.host + ":" +
-                                         std::to_string(config.port) + ": " + ec.message());
-    SSL* ssl_handle = stream->native_handle();
-    SSL_set_tlsext_host_name(ssl_handle, config.host.c_str());
-    // The broker's certificate must name the host we dialled (DNS or IP SAN).
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
-    boost::system::error_code addr_ec;
-    asio::ip::make_address(config.host, addr_ec);
-    if (addr_ec)
-      X509_VERIFY_PARAM_set1_host(param, config.host.c_str(), 0);
-    else
-      X509_VERIFY_PARAM_set1_ip_asc(param, config.host.c_str());
-    if (session) SSL_set_session(ssl_handle, session);
-    stream->handshake(ssl::stream_base::client, ec);
-    if (ec) {
-      std::string why = ec.message();
-      const long verify = SSL_get_verify_result(ssl_handle);
-      if (verify != X509_V_OK)
-        why += " (broker certificate: " + std::string(X509_verify_cert_error_string(verify)) + ")";
-      stream.reset();
-      return Status::failed_precondition("TLS handshake with " + config.host + ":" +
-                                         std::to_string(config.port) + " failed: " + why);
-    }
-    return Status::ok();
+    Status s = detail::connect_tls(ioc, *stream, config, session);
+    if (!s) stream.reset();
+    return s;
   }
 
   void keep_session() {
@@ -162,13 +117,14 @@ struct Client::Impl {
     req.prepare_payload();
     auto& tcp_stream = beast::get_lowest_layer(*stream);
     tcp_stream.expires_after(config.timeout);
-    boost::system::error_code ec;
-    http::write(*stream, req, ec);
+    auto ec = detail::run_op(
+        ioc, [&](auto handler) { http::async_write(*stream, req, std::move(handler)); });
     if (ec) return Status::failed_precondition("sending the request: " + ec.message());
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(uint64_t{1} << 30);
-    http::read(*stream, buffer, parser, ec);
+    ec = detail::run_op(
+        ioc, [&](auto handler) { http::async_read(*stream, buffer, parser, std::move(handler)); });
     if (ec) return Status::failed_precondition("reading the reply: " + ec.message());
     auto& res = parser.get();
     Reply reply;

@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "connectors/client.h"
 #include "provenance/proof.h"
+#include "tests/broker/space.h"
 #include "tests/run_dsx.h"
 
 namespace fs = std::filesystem;
@@ -32,101 +33,11 @@ namespace asio = boost::asio;
 using dsx::connectors::Client;
 using dsx::connectors::Reply;
 using json = nlohmann::json;
+using dsx::testing::body;
+using dsx::testing::call;
+using dsx::testing::Space;
 
 namespace {
-
-// A data space on loopback: a CA, certificates, and a running broker.
-class Space {
- public:
-  explicit Space(dsx::broker::BrokerConfig overrides = {}) {
-    char tmpl[] = "/tmp/dsx-broker-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    REQUIRE(dsx::certs::init_ca(dir_ / "ca", {}));
-    issue("127.0.0.1", {"broker"}, std::nullopt, "broker");
-    issue("acme", {"provider"}, "DE", "acme");
-    issue("bmw", {"provider"}, "DE", "bmw");
-    issue("leiden", {"consumer"}, "NL", "leiden");
-    issue("beijing", {"consumer"}, "CN", "beijing");
-    issue("audit", {"auditor"}, std::nullopt, "auditor");
-    dsx::broker::BrokerConfig c = overrides;
-    c.listen_port = 0;
-    c.cert_dir = dir_ / "broker";
-    c.crl_file = dir_ / "ca" / "crl.pem";
-    if (c.data_dir == dsx::broker::BrokerConfig().data_dir) c.data_dir = dir_ / "data";
-    c.crl_check_interval_ms = 50;
-    c.io_threads = 2;
-    c.worker_threads = 2;
-    auto b =
-        dsx::broker::Broker::create(c, std::getenv("DSX_TEST_LOGS") ? stderr : nullptr, clock_);
-    INFO(b.status().message());
-    REQUIRE(b);
-    broker_ = std::move(*b);
-    thread_ = std::thread([this] { broker_->run(); });
-  }
-  ~Space() {
-    broker_->stop();
-    thread_.join();
-    broker_.reset();
-    fs::remove_all(dir_);
-  }
-
-  fs::path dir() const { return dir_; }
-  uint16_t port() const { return broker_->port(); }
-
-  dsx::Result<dsx::certs::Issued> issue(const std::string& name, std::vector<std::string> roles,
-                                        std::optional<std::string> country, const std::string& out,
-                                        std::optional<dsx::Instant> not_after = std::nullopt,
-                                        const fs::path& ca = {}) {
-    dsx::certs::IssueRequest r;
-    r.name = name;
-    r.roles = std::move(roles);
-    r.country = std::move(country);
-    if (not_after) {
-      r.not_before = dsx::Instant{not_after->seconds - 86400, 0};
-      r.not_after = not_after;
-    }
-    auto issued = dsx::certs::issue(ca.empty() ? dir_ / "ca" : ca, r, dir_ / out);
-    INFO(issued.status().message());
-    REQUIRE(issued);
-    return issued;
-  }
-
-  dsx::Result<std::unique_ptr<Client>> connect(const std::string& who) const {
-    dsx::connectors::ClientConfig c;
-    c.port = port();
-    c.cert_dir = dir_ / who;
-    c.timeout = std::chrono::seconds(10);
-    return Client::connect(c);
-  }
-
-  std::unique_ptr<Client> client(const std::string& who) const {
-    auto c = connect(who);
-    INFO(c.status().message());
-    REQUIRE(c);
-    return std::move(*c);
-  }
-
- private:
-  fs::path dir_;
-  dsx::SystemClock clock_;
-  std::unique_ptr<dsx::broker::Broker> broker_;
-  std::thread thread_;
-};
-
-Reply call(Client& c, const std::string& method, const std::string& target,
-           const std::string& body = {}) {
-  auto r = c.request(method, target, body);
-  INFO(r.status().message());
-  REQUIRE(r);
-  return std::move(*r);
-}
-
-json body(const Reply& r) {
-  auto j = json::parse(r.body, nullptr, false);
-  INFO(r.body);
-  REQUIRE_FALSE(j.is_discarded());
-  return j;
-}
 
 std::string dataset(const std::string& id, const std::string& title, const json& countries,
                     const json& keywords = json::array({"health"})) {

@@ -78,3 +78,51 @@ TEST_CASE("check validates and prints the normalised policy", "[cli]") {
   CHECK(bad.out.find("policy.json: permission[0].constraint[0].operator: unknown operator "
                      "\"approximately\"") != std::string::npos);
 }
+
+TEST_CASE("the negotiation commands explain themselves and refuse bad usage", "[cli][connector]") {
+  for (const char* args :
+       {"connector --help", "connector serve --help", "connector negotiate --help",
+        "connector negotiations --help", "connector agreements --help", "connector approve --help",
+        "connector refuse --help", "connector accept --help", "connector terminate --help",
+        "connector retire --help"}) {
+    INFO(args);
+    Run r = run(args);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("Usage") != std::string::npos);
+  }
+  CHECK(run("connector serve --help").out.find("autoAccept") != std::string::npos);
+  CHECK(run("connector negotiate --help").out.find("--wait") != std::string::npos);
+  for (const char* args :
+       {"connector negotiate --purpose x", "connector negotiate --offer x",
+        "connector refuse urn:uuid:1", "connector retire urn:uuid:1", "connector approve",
+        "connector negotiate --offer x --purpose y --timeout soon"}) {
+    INFO(args);
+    Run r = run(args);
+    CHECK(r.status == 2);
+    CHECK(r.out.find('\n') == r.out.size() - 1);
+  }
+  // Bad input is named before anything is sent.
+  Run context = run("connector negotiate --offer x --purpose y --context '[1]' --cert /tmp");
+  CHECK(context.status == 2);
+  CHECK(context.out.find("dsx: --context: expected a JSON object") == 0);
+  Run timeout = run("connector negotiate --offer x --purpose y --timeout -1 --cert /tmp");
+  CHECK(timeout.status == 2);
+  Run no_cert = run("connector negotiations", " 2>&1 </dev/null");
+  CHECK(no_cert.status != 0);
+  char tmpl[] = "/tmp/dsx-cli-test-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string config = dir + "/connector.json";
+  FILE* f = std::fopen(config.c_str(), "w");
+  REQUIRE(f);
+  std::fputs(R"({"broker": "https://127.0.0.1:1", "cert": "/nonexistent",
+                 "autoAccept": [{"dataset": "*", "purpose": "x"}]})",
+             f);
+  std::fclose(f);
+  Run rules = run("connector serve --once --config " + config);
+  CHECK(rules.status == 2);
+  CHECK(rules.out == "dsx: " + config +
+                         ": autoAccept[0].purpose: unknown (a rule has \"dataset\" and "
+                         "\"consumer\")\n");
+  std::remove(config.c_str());
+  std::remove(dir.c_str());
+}

@@ -1,0 +1,77 @@
+#pragma once
+// Negotiations: the Dataspace Protocol 2025-1 contract negotiation in the broker (docs/api.md,
+// "Contract negotiation"). The broker plays the provider's side towards the consumer and relays
+// each step to the real provider; protocol::next_state decides every transition.
+//
+// Every transition is one store transaction holding the new state, the events it sends (the
+// control channel's outbox) and the provenance entries that record it (the log's outbox); the
+// entries are appended to the log after the commit, and again at start-up if the broker stopped
+// in between. So nothing is sent that is not recorded, and a restart loses nothing.
+//
+// Thread-safe: handlers run on the worker pool; transitions take one mutex, so two messages
+// for the same negotiation never interleave. Calls block on SQLite and on the log.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "broker/catalog.h"
+#include "broker/config.h"
+#include "broker/events.h"
+#include "broker/router.h"
+#include "broker/store.h"
+#include "common/clock.h"
+#include "provenance/log.h"
+#include "provenance/signing.h"
+
+namespace dsx::broker {
+
+class Negotiations {
+ public:
+  // All references must outlive this. `key` signs agreements (the log's key: auditors already
+  // hold its public key).
+  Negotiations(const BrokerConfig& config, Store& store, provenance::Log& log,
+               provenance::SigningKey key, const Catalog& catalog, Events& events,
+               const Clock& clock, std::string broker_id);
+
+  // Appends the provenance entries a crash left in the outbox, then terminates negotiations
+  // that waited too long.
+  Status recover();
+  void add_routes(Router& router);
+  // Terminates every open negotiation idle for longer than negotiationTimeoutSeconds; returns
+  // how many.
+  Result<size_t> expire_idle();
+
+  struct Message;  // one parsed incoming message
+
+ private:
+  HttpResponse request(const HttpRequest& r, const Caller& c);
+  HttpResponse get(const Caller& c, const std::string& pid);
+  HttpResponse receive(const HttpRequest& r, const Caller& c, const std::string& pid,
+                       const std::string& route);
+  HttpResponse list(const Caller& c);
+  HttpResponse agreements(const Caller& c);
+  HttpResponse agreement(const Caller& c, const std::string& id);
+  // An agreement with its negotiation's consumerPid and state, as the management routes show it.
+  nlohmann::json agreement_view(const StoredAgreement& a);
+  HttpResponse retire(const HttpRequest& r, const Caller& c, const std::string& id);
+
+  // Commits `t`, wakes the recipients' channels, appends its log entries.
+  Status commit(Transition& t);
+  // Appends outbox entries to the log, dropping each from the outbox once it is durable there.
+  Status append_pending(const std::vector<uint64_t>& ids, const std::vector<std::string>& entries);
+
+  const BrokerConfig& config_;
+  Store& store_;
+  provenance::Log& log_;
+  const provenance::SigningKey key_;
+  const Catalog& catalog_;
+  Events& events_;
+  const Clock& clock_;
+  const std::string broker_id_;  // the actor of the broker's own entries
+
+  std::mutex mutex_;  // held across each read-decide-commit of a negotiation or agreement
+};
+
+}  // namespace dsx::broker

@@ -1,0 +1,188 @@
+// Contract negotiation from the command line, as a user runs it: `dsx broker` in a child
+// process on a loopback port, certificates from `dsx certs`, and the connector commands
+// (serve --once, negotiate --wait, agreements, retire) through the real binary.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/run_dsx.h"
+
+namespace fs = std::filesystem;
+using dsx::testing::run_dsx;
+
+namespace {
+
+// The dsx binary as a child process, its output in `log`; stopped with SIGTERM.
+class Child {
+ public:
+  Child(std::vector<std::string> args, const fs::path& log) : log_(log) {
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::vector<char*> argv = {const_cast<char*>(DSX_BINARY)};
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      // One open file for both streams: two would each keep an offset and overwrite each other.
+      if (!freopen(log.c_str(), "w", stdout) || dup2(fileno(stdout), fileno(stderr)) < 0)
+        _exit(126);
+      execv(DSX_BINARY, argv.data());
+      _exit(127);
+    }
+  }
+  // Waits up to 10 s for a line containing `text`; the line, or "".
+  std::string wait_for(const std::string& text) const {
+    for (int i = 0; i < 200; ++i) {
+      std::ifstream in(log_);
+      std::string line;
+      while (std::getline(in, line))
+        if (line.find(text) != std::string::npos) return line;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return {};
+  }
+  // SIGTERM, then the exit status (-1: killed by a signal).
+  int stop() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  ~Child() { stop(); }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+};
+
+void issue(const fs::path& dir, const std::string& name, const std::string& role,
+           const std::string& country = "") {
+  auto [status, out] =
+      run_dsx("certs issue --ca " + (dir / "ca").string() + " --name " + name + " --role " + role +
+              (country.empty() ? "" : " --country " + country) + " --out " + (dir / name).string());
+  INFO(out);
+  REQUIRE(status == 0);
+}
+
+// The value after `prefix` up to the next space in `text`.
+std::string word_after(const std::string& text, const std::string& prefix) {
+  const size_t at = text.find(prefix);
+  if (at == std::string::npos) return {};
+  const size_t start = at + prefix.size();
+  return text.substr(start, text.find_first_of(" \n", start) - start);
+}
+
+}  // namespace
+
+TEST_CASE("a negotiation from the command line: serve, negotiate --wait, agreements, retire",
+          "[broker][cli][negotiation]") {
+  char tmpl[] = "/tmp/dsx-negotiation-cli-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  REQUIRE(run_dsx("certs init --out " + (dir / "ca").string()).status == 0);
+  issue(dir, "127.0.0.1", "broker");
+  issue(dir, "acme", "provider", "DE");
+  issue(dir, "leiden", "consumer", "NL");
+  std::ofstream(dir / "dataset.json") << R"({"id": "urn:dsx:dataset:cohort", "title": "Cohort",
+    "offers": [{"@id": "urn:dsx:offer:cohort", "permission": [{"action": "use", "constraint": [
+      {"leftOperand": "purpose", "operator": "eq",
+       "rightOperand": "https://w3id.org/dpv#AcademicResearch"}]}]}]})";
+  std::ofstream(dir / "acme.json") << R"({"autoAccept": [{"dataset": "urn:dsx:dataset:cohort"}]})";
+  Child broker({"broker", "--cert", (dir / "127.0.0.1").string(), "--listen", "127.0.0.1:0",
+                "--data", (dir / "data").string()},
+               dir / "broker.log");
+  const std::string url = word_after(broker.wait_for("listening on https://"), "listening on ");
+  REQUIRE_FALSE(url.empty());
+  auto as = [&](const std::string& who) {
+    return "--broker " + url + " --cert " + (dir / who).string();
+  };
+  REQUIRE(
+      run_dsx("connector publish " + as("acme") + " --dataset " + (dir / "dataset.json").string())
+          .status == 0);
+
+  // The policy refuses another purpose, with the reason on its own line.
+  auto refused = run_dsx("connector negotiate " + as("leiden") +
+                         " --offer urn:dsx:offer:cohort --purpose https://w3id.org/dpv#Marketing");
+  INFO(refused.out);
+  CHECK(refused.status == 1);
+  CHECK(refused.out.find("dsx: the offer's policy refuses this request:\n  ") != std::string::npos);
+  CHECK(refused.out.find("https://w3id.org/dpv#Marketing") != std::string::npos);
+
+  // A request waits for the provider; `serve --once` approves it by its rule.
+  auto pending =
+      run_dsx("connector negotiate " + as("leiden") +
+              " --offer urn:dsx:offer:cohort --purpose https://w3id.org/dpv#AcademicResearch");
+  INFO(pending.out);
+  REQUIRE(pending.status == 0);
+  const std::string pid = word_after(pending.out, "negotiation ");
+  CHECK(pending.out.find("): REQUESTED") != std::string::npos);
+  const std::string state = (dir / "acme-state.json").string();
+  auto served = run_dsx("connector serve --once --state " + state + " --config " +
+                            (dir / "acme.json").string() + " " + as("acme"),
+                        " 2>/dev/null");
+  INFO(served.out);
+  CHECK(served.status == 0);
+  CHECK(served.out.find("contract request " + pid) != std::string::npos);
+  CHECK(served.out.find("approved (auto-accept rule dataset urn:dsx:dataset:cohort), now AGREED") !=
+        std::string::npos);
+  // Handled once: a second run has nothing new to do with it.
+  auto again = run_dsx("connector serve --once --state " + state + " --config " +
+                           (dir / "acme.json").string() + " " + as("acme"),
+                       " 2>/dev/null");
+  CHECK(again.status == 0);
+  CHECK(again.out.find("contract request " + pid) == std::string::npos);
+
+  // The consumer's serve checks the agreement and verifies it; the broker finalizes.
+  auto verified = run_dsx(
+      "connector serve --once --state " + (dir / "leiden-state.json").string() + " " + as("leiden"),
+      " 2>/dev/null");
+  INFO(verified.out);
+  CHECK(verified.status == 0);
+  CHECK(verified.out.find(pid + ": agreement urn:uuid:") != std::string::npos);
+  CHECK(verified.out.find("checked (hash), verification sent") != std::string::npos);
+
+  // With the provider serving, negotiate --wait goes all the way.
+  Child serve({"connector", "serve", "--config", (dir / "acme.json").string(), "--state", state,
+               "--broker", url, "--cert", (dir / "acme").string()},
+              dir / "serve.log");
+  if (serve.wait_for("control channel open").empty()) {
+    std::ifstream in(dir / "serve.log");
+    std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    FAIL_CHECK("serve did not open its channel; its output:\n" << log);
+  }
+  auto waited = run_dsx("connector negotiate " + as("leiden") +
+                        " --offer urn:dsx:offer:cohort --purpose "
+                        "https://w3id.org/dpv#AcademicResearch --wait --timeout 20");
+  INFO(waited.out);
+  CHECK(waited.status == 0);
+  const std::string agreement = word_after(waited.out, "FINALIZED: agreement ");
+  REQUIRE(agreement.rfind("urn:uuid:", 0) == 0);
+  CHECK(serve.stop() == 0);  // SIGTERM: a clean stop
+
+  auto listed = run_dsx("connector agreements " + as("leiden"));
+  INFO(listed.out);
+  CHECK(listed.status == 0);
+  CHECK(listed.out.find("AGREEMENT") == 0);
+  CHECK(listed.out.find(agreement + "  active  urn:dsx:dataset:cohort") != std::string::npos);
+  auto negotiations = run_dsx("connector negotiations " + as("leiden"));
+  CHECK(negotiations.out.find(pid + "  FINALIZED") != std::string::npos);
+
+  auto retired =
+      run_dsx("connector retire " + as("acme") + " " + agreement + " --reason 'licence withdrawn'");
+  INFO(retired.out);
+  CHECK(retired.status == 0);
+  CHECK(run_dsx("connector agreements " + as("leiden"))
+            .out.find(agreement + "  retired (licence withdrawn)") != std::string::npos);
+  // Only the provider retires.
+  CHECK(run_dsx("connector retire " + as("leiden") + " " + agreement + " --reason x").status == 2);
+  fs::remove_all(dir);
+}

@@ -1,0 +1,550 @@
+// Contract negotiation through a real broker over real TLS on loopback (docs/api.md, "Contract
+// negotiation"): the DSP machine's paths, policy refusals with reasons, 400/404 answers,
+// idempotency, agreements and their signatures, the control channel, restarts and timeouts.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "common/hex.h"
+#include "provenance/canonical_json.h"
+#include "provenance/merkle.h"
+#include "provenance/signing.h"
+#include "tests/broker/space.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using dsx::connectors::Client;
+using dsx::connectors::Reply;
+using dsx::testing::body;
+using dsx::testing::call;
+using dsx::testing::Space;
+using json = nlohmann::json;
+
+const json kContext = json::array({"https://w3id.org/dspace/2025/1/context.jsonld"});
+const std::string kResearch = "https://w3id.org/dpv#AcademicResearch";
+
+// acme publishes a dataset whose one offer allows use for research, in NL or DE, before 2100.
+std::string publish(Client& acme, const std::string& id,
+                    const std::string& not_after = "2100-01-01T00:00:00Z") {
+  const json offer = {
+      {"@id", id + ":offer"},
+      {"permission",
+       json::array({{{"action", "use"},
+                     {"constraint",
+                      json::array({{{"leftOperand", "purpose"},
+                                    {"operator", "eq"},
+                                    {"rightOperand", {{"@id", kResearch}}}},
+                                   {{"leftOperand", "spatial"},
+                                    {"operator", "isAnyOf"},
+                                    {"rightOperand", json::array({"NL", "DE"})}},
+                                   {{"leftOperand", "dateTime"},
+                                    {"operator", "lt"},
+                                    {"rightOperand",
+                                     {{"@value", not_after}, {"@type", "xsd:dateTime"}}}}})}}})}};
+  const json dataset = {
+      {"id", id}, {"title", "Admissions " + id}, {"offers", json::array({offer})}};
+  const Reply r = call(acme, "POST", "/management/datasets", dataset.dump());
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+  return id + ":offer";
+}
+
+json request_message(const std::string& cpid, const std::string& offer,
+                     const std::string& purpose = kResearch) {
+  return {{"@context", kContext},
+          {"@type", "ContractRequestMessage"},
+          {"consumerPid", cpid},
+          {"offer", {{"@id", offer}}},
+          {"callbackAddress", "urn:dsx:channel"},
+          {"dsx:purpose", purpose}};
+}
+
+json simple(const std::string& type, const std::string& pid, const std::string& cpid) {
+  return {{"@context", kContext}, {"@type", type}, {"providerPid", pid}, {"consumerPid", cpid}};
+}
+
+json event(const std::string& kind, const std::string& pid, const std::string& cpid) {
+  json e = simple("ContractNegotiationEventMessage", pid, cpid);
+  e["eventType"] = kind;
+  return e;
+}
+
+json termination(const std::string& pid, const std::string& cpid, const std::string& reason) {
+  json t = simple("ContractNegotiationTerminationMessage", pid, cpid);
+  t["code"] = "refused";
+  t["reason"] = json::array({reason});
+  return t;
+}
+
+std::string state_of(Client& c, const std::string& pid) {
+  const Reply r = call(c, "GET", "/negotiations/" + pid);
+  REQUIRE(r.status == 200);
+  return body(r)["state"];
+}
+
+// Requests a contract for `offer` as `consumer`; the providerPid.
+std::string start(Client& consumer, const std::string& cpid, const std::string& offer) {
+  const Reply r =
+      call(consumer, "POST", "/negotiations/request", request_message(cpid, offer).dump());
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+  const json j = body(r);
+  CHECK(j["@type"] == "ContractNegotiation");
+  CHECK(j["state"] == "REQUESTED");
+  CHECK(j["consumerPid"] == cpid);
+  return j["providerPid"];
+}
+
+std::string reasons_text(const Reply& r) {
+  return body(r)["reason"].dump();
+}
+
+// A control channel client: WebSocket over mutual TLS with a participant's certificate.
+class Channel {
+ public:
+  Channel(const Space& s, const std::string& who) : ctx_(context(s.dir() / who)), ws_(ioc_, ctx_) {
+    beast::get_lowest_layer(ws_).connect({asio::ip::make_address("127.0.0.1"), s.port()});
+    ws_.next_layer().handshake(asio::ssl::stream_base::client);
+    ws_.handshake("127.0.0.1", "/channel");
+  }
+
+  // The next event, or null when none arrives within `wait` (the channel is then unusable: a
+  // WebSocket read that was cancelled leaves the stream in an unknown state).
+  json next(std::chrono::milliseconds wait = std::chrono::milliseconds(5000)) {
+    beast::flat_buffer buffer;
+    if (read(buffer, wait)) return nullptr;
+    return json::parse(beast::buffers_to_string(buffer.data()));
+  }
+  void ack(uint64_t id) { ws_.write(asio::buffer(json{{"ack", id}}.dump())); }
+  // Whether the broker closed the channel (within `wait`).
+  bool closed_by_broker(std::chrono::milliseconds wait) {
+    beast::flat_buffer buffer;
+    return read(buffer, wait) == websocket::error::closed;
+  }
+
+ private:
+  // Before the stream: its SSL object takes the context's certificate when it is made.
+  static asio::ssl::context context(const std::filesystem::path& dir) {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.use_certificate_chain_file((dir / "cert.pem").string());
+    ctx.use_private_key_file((dir / "key.pem").string(), asio::ssl::context::pem);
+    ctx.load_verify_file((dir / "ca.pem").string());
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    return ctx;
+  }
+  // A read with a deadline (Asio's synchronous reads have none).
+  beast::error_code read(beast::flat_buffer& buffer, std::chrono::milliseconds wait) {
+    std::optional<beast::error_code> result;
+    ws_.async_read(buffer, [&](beast::error_code ec, size_t) { result = ec; });
+    ioc_.restart();
+    ioc_.run_for(wait);
+    if (!result) {
+      beast::get_lowest_layer(ws_).cancel();
+      ioc_.restart();
+      ioc_.run();
+    }
+    return *result;
+  }
+
+  asio::io_context ioc_;
+  asio::ssl::context ctx_;
+  websocket::stream<asio::ssl::stream<asio::ip::tcp::socket>> ws_;
+};
+
+json entries(Client& auditor, const std::string& action) {
+  const Reply r = call(auditor, "GET", "/audit/entries?from=0&limit=1000&action=" + action);
+  REQUIRE(r.status == 200);
+  return body(r)["entries"];
+}
+
+}  // namespace
+
+TEST_CASE("a negotiation runs to FINALIZED with a signed agreement in the log", "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  auto auditor = s.client("auditor");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:happy");
+  const std::string pid = start(*leiden, "urn:uuid:c-1", offer);
+
+  // The provider sees it, decides, and the broker signs the agreement.
+  const json listed = body(call(*acme, "GET", "/management/negotiations"))["negotiations"];
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["providerPid"] == pid);
+  CHECK(listed[0]["purpose"] == kResearch);
+  const Reply approved = call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}");
+  INFO(approved.body);
+  REQUIRE(approved.status == 200);
+  CHECK(body(approved)["state"] == "AGREED");
+  const std::string agreement_id = body(approved)["dsx:agreementId"];
+  CHECK(state_of(*leiden, pid) == "AGREED");
+
+  // The consumer verifies; the broker finalizes.
+  const Reply verified =
+      call(*leiden, "POST", "/negotiations/" + pid + "/agreement/verification",
+           simple("ContractAgreementVerificationMessage", pid, "urn:uuid:c-1").dump());
+  INFO(verified.body);
+  REQUIRE(verified.status == 200);
+  CHECK(body(verified)["state"] == "FINALIZED");
+  CHECK(state_of(*acme, pid) == "FINALIZED");
+
+  // The agreement: the parties, the offer's rules, a signature by the log's key over its
+  // canonical JSON.
+  const Reply got = call(*leiden, "GET", "/management/agreements/" + agreement_id);
+  REQUIRE(got.status == 200);
+  const json a = body(got);
+  CHECK(a["state"] == "active");
+  CHECK(a["negotiationState"] == "FINALIZED");
+  CHECK(a["agreement"]["@type"] == "Agreement");
+  CHECK(a["agreement"]["assignee"] == "urn:dsx:participant:leiden");
+  CHECK(a["agreement"]["assigner"] == "urn:dsx:participant:acme");
+  CHECK(a["agreement"]["target"] == "urn:dsx:dataset:happy");
+  CHECK(a["agreement"]["permission"][0]["action"] == "use");
+  auto canonical = dsx::provenance::canonical_json(a["agreement"]);
+  REQUIRE(canonical);
+  CHECK(a["sha256"] == dsx::to_hex(dsx::provenance::sha256(*canonical)));
+  const json key = body(call(*auditor, "GET", "/audit/public-key"));
+  auto public_key = dsx::provenance::PublicKey::from_pem(key["publicKey"].get<std::string>());
+  REQUIRE(public_key);
+  CHECK(a["signature"]["keyId"] == key["keyId"]);
+  auto signature = dsx::from_hex(a["signature"]["value"].get<std::string>());
+  REQUIRE(signature);
+  CHECK(public_key->verify(*canonical, *signature));
+  std::string tampered = *canonical;
+  tampered[tampered.find("leiden")] = 'L';
+  CHECK_FALSE(public_key->verify(tampered, *signature));
+
+  CHECK(body(call(*acme, "GET", "/management/agreements"))["agreements"].size() == 1);
+  CHECK(body(call(*leiden, "GET", "/management/agreements"))["agreements"].size() == 1);
+  // Another participant sees neither the negotiation nor the agreement.
+  auto bmw = s.client("bmw");
+  CHECK(call(*bmw, "GET", "/negotiations/" + pid).status == 404);
+  CHECK(call(*bmw, "GET", "/management/agreements/" + agreement_id).status == 404);
+  CHECK(body(call(*bmw, "GET", "/management/agreements"))["agreements"].empty());
+
+  // Every step is in the provenance log, the agreement with its hash.
+  for (const char* action :
+       {"negotiation.requested", "agreement.signed", "agreement.verified", "negotiation.finalized"})
+    CHECK(entries(*auditor, action).size() == 1);
+  CHECK(entries(*auditor, "policy.decided").size() == 2);  // at the request and at the approval
+  const json signed_entry = entries(*auditor, "agreement.signed")[0]["entry"];
+  CHECK(signed_entry["details"]["sha256"] == a["sha256"]);
+  CHECK(signed_entry["subjects"][0] == agreement_id);
+}
+
+TEST_CASE("counter-offers and acceptance and terminations", "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:counter");
+
+  SECTION("the provider counter-offers, the consumer accepts, the provider agrees") {
+    const std::string pid = start(*leiden, "urn:uuid:c-2", offer);
+    json counter = {
+        {"@context", kContext},
+        {"@type", "ContractOfferMessage"},
+        {"providerPid", pid},
+        {"consumerPid", "urn:uuid:c-2"},
+        {"offer",
+         {{"@id", "urn:dsx:offer:counter-2"},
+          {"@type", "Offer"},
+          {"target", "urn:dsx:dataset:counter"},
+          {"permission",
+           json::array({{{"action", "use"},
+                         {"constraint", json::array({{{"leftOperand", "purpose"},
+                                                      {"operator", "eq"},
+                                                      {"rightOperand", {{"@id", kResearch}}}}})},
+                         {"duty", json::array({{{"action", "attribute"}}})}}})}}}};
+    const Reply offered = call(*acme, "POST", "/negotiations/" + pid + "/offers", counter.dump());
+    INFO(offered.body);
+    REQUIRE(offered.status == 200);
+    CHECK(body(offered)["state"] == "OFFERED");
+    const Reply accepted = call(*leiden, "POST", "/negotiations/" + pid + "/events",
+                                event("ACCEPTED", pid, "urn:uuid:c-2").dump());
+    INFO(accepted.body);
+    REQUIRE(accepted.status == 200);
+    CHECK(body(accepted)["state"] == "ACCEPTED");
+    const Reply approved = call(*acme, "POST", "/negotiations/" + pid + "/approve", "");
+    INFO(approved.body);
+    REQUIRE(approved.status == 200);
+    const json a = body(
+        call(*leiden, "GET",
+             "/management/agreements/" + body(approved)["dsx:agreementId"].get<std::string>()));
+    // The agreement holds the counter-offer's rules, duty included.
+    CHECK(a["agreement"]["permission"][0]["duty"][0]["action"] == "attribute");
+  }
+
+  SECTION("the consumer counter-requests after an offer") {
+    const std::string pid = start(*leiden, "urn:uuid:c-3", offer);
+    json counter = {{"@context", kContext},
+                    {"@type", "ContractOfferMessage"},
+                    {"providerPid", pid},
+                    {"consumerPid", "urn:uuid:c-3"},
+                    {"offer",
+                     {{"@id", "urn:dsx:offer:c3"},
+                      {"@type", "Offer"},
+                      {"target", "urn:dsx:dataset:counter"},
+                      {"permission", json::array({{{"action", "use"}}})}}}};
+    REQUIRE(call(*acme, "POST", "/negotiations/" + pid + "/offers", counter.dump()).status == 200);
+    json again = request_message("urn:uuid:c-3", offer);
+    again["providerPid"] = pid;
+    again.erase("callbackAddress");
+    const Reply r = call(*leiden, "POST", "/negotiations/" + pid + "/request", again.dump());
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    CHECK(body(r)["state"] == "REQUESTED");
+  }
+
+  SECTION("the consumer terminates") {
+    const std::string pid = start(*leiden, "urn:uuid:c-4", offer);
+    const Reply r = call(*leiden, "POST", "/negotiations/" + pid + "/termination",
+                         termination(pid, "urn:uuid:c-4", "changed our mind").dump());
+    REQUIRE(r.status == 200);
+    CHECK(body(r)["state"] == "TERMINATED");
+    CHECK(state_of(*acme, pid) == "TERMINATED");
+    // Nothing more is accepted.
+    CHECK(call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}").status == 400);
+  }
+
+  SECTION("the provider refuses, with a reason the consumer reads") {
+    const std::string pid = start(*leiden, "urn:uuid:c-5", offer);
+    const Reply r = call(*acme, "POST", "/negotiations/" + pid + "/termination",
+                         termination(pid, "urn:uuid:c-5", "not for this project").dump());
+    REQUIRE(r.status == 200);
+    const json j = body(call(*leiden, "GET", "/negotiations/" + pid));
+    CHECK(j["state"] == "TERMINATED");
+    CHECK(j["dsx:reason"]["reasons"][0] == "not for this project");
+  }
+}
+
+TEST_CASE("policy refusals terminate with the rule, the constraint and the values",
+          "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto auditor = s.client("auditor");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:policy");
+
+  SECTION("wrong purpose") {
+    auto leiden = s.client("leiden");
+    const Reply r =
+        call(*leiden, "POST", "/negotiations/request",
+             request_message("urn:uuid:p-1", offer, "https://w3id.org/dpv#Marketing").dump());
+    INFO(r.body);
+    REQUIRE(r.status == 403);
+    const json j = body(r);
+    CHECK(j["@type"] == "ContractNegotiationError");
+    CHECK(j["code"] == "403:policy-refused");
+    CHECK_THAT(reasons_text(r),
+               Catch::Contains("purpose eq https://w3id.org/dpv#AcademicResearch") &&
+                   Catch::Contains("https://w3id.org/dpv#Marketing"));
+    // The negotiation exists, TERMINATED; asking again gives the same answer.
+    CHECK(state_of(*leiden, j["providerPid"]) == "TERMINATED");
+    const Reply again =
+        call(*leiden, "POST", "/negotiations/request",
+             request_message("urn:uuid:p-1", offer, "https://w3id.org/dpv#Marketing").dump());
+    CHECK(again.status == 403);
+    CHECK(body(again)["providerPid"] == j["providerPid"]);
+    // The provider was never asked.
+    CHECK(body(call(*acme, "GET", "/management/negotiations"))["negotiations"][0]["state"] ==
+          "TERMINATED");
+    const json decided = entries(*auditor, "policy.decided");
+    REQUIRE(decided.size() == 1);
+    CHECK(decided[0]["entry"]["details"]["decision"] == "deny");
+  }
+
+  SECTION("wrong country (from the certificate, whatever the consumer declares)") {
+    auto beijing = s.client("beijing");
+    json message = request_message("urn:uuid:p-2", offer);
+    message["dsx:context"] = {{"spatial", "NL"}};  // a declared country does not count
+    const Reply r = call(*beijing, "POST", "/negotiations/request", message.dump());
+    INFO(r.body);
+    REQUIRE(r.status == 403);
+    CHECK_THAT(reasons_text(r), Catch::Contains("spatial isAnyOf") && Catch::Contains("CN"));
+  }
+
+  SECTION("outside the time window") {
+    const std::string old_offer = publish(*acme, "urn:dsx:dataset:expired", "2020-01-01T00:00:00Z");
+    auto leiden = s.client("leiden");
+    const Reply r = call(*leiden, "POST", "/negotiations/request",
+                         request_message("urn:uuid:p-3", old_offer).dump());
+    INFO(r.body);
+    REQUIRE(r.status == 403);
+    CHECK_THAT(reasons_text(r), Catch::Contains("dateTime lt 2020-01-01T00:00:00Z"));
+  }
+}
+
+TEST_CASE("invalid transitions get 400 and foreign negotiations 404 and repeats the same answer",
+          "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  auto beijing = s.client("beijing");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:rules");
+  const std::string pid = start(*leiden, "urn:uuid:r-1", offer);
+  const std::string cpid = "urn:uuid:r-1";
+
+  // Verifying before an agreement, accepting without an offer, a provider's ACCEPTED.
+  for (const auto& [who, path, message] :
+       {std::tuple{leiden.get(), "/agreement/verification",
+                   simple("ContractAgreementVerificationMessage", pid, cpid)},
+        std::tuple{leiden.get(), "/events", event("ACCEPTED", pid, cpid)},
+        std::tuple{acme.get(), "/events", event("ACCEPTED", pid, cpid)},
+        std::tuple{acme.get(), "/events", event("FINALIZED", pid, cpid)}}) {
+    const Reply r = call(*who, "POST", "/negotiations/" + pid + path, message.dump());
+    INFO(path << " " << r.body);
+    CHECK(r.status == 400);
+    CHECK(body(r)["@type"] == "ContractNegotiationError");
+    CHECK(body(r)["code"] == "400:invalid-transition");
+  }
+  // Roles: a consumer cannot approve or counter-offer.
+  CHECK(call(*leiden, "POST", "/negotiations/" + pid + "/approve", "{}").status == 403);
+  // Wrong pids in the body.
+  const Reply wrong = call(*leiden, "POST", "/negotiations/" + pid + "/termination",
+                           termination(pid, "urn:uuid:other", "x").dump());
+  CHECK(wrong.status == 400);
+  CHECK_THAT(wrong.body, Catch::Contains("consumerPid"));
+  // Malformed messages name the field.
+  const Reply malformed =
+      call(*leiden, "POST", "/negotiations/request", R"({"@type": "ContractRequestMessage"})");
+  CHECK(malformed.status == 400);
+  CHECK_THAT(malformed.body, Catch::Contains("consumerPid"));
+
+  // Someone else's negotiation does not exist for them.
+  CHECK(call(*beijing, "GET", "/negotiations/" + pid).status == 404);
+  CHECK(call(*beijing, "POST", "/negotiations/" + pid + "/termination",
+             termination(pid, cpid, "x").dump())
+            .status == 404);
+  CHECK(call(*beijing, "GET", "/negotiations/urn:uuid:nothing").status == 404);
+
+  // The same request twice: the same negotiation.
+  const Reply again =
+      call(*leiden, "POST", "/negotiations/request", request_message(cpid, offer).dump());
+  CHECK(again.status == 201);
+  CHECK(body(again)["providerPid"] == pid);
+  // The same approval and verification twice: the same answer.
+  REQUIRE(call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}").status == 200);
+  CHECK(call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}").status == 200);
+  const std::string verification = simple("ContractAgreementVerificationMessage", pid, cpid).dump();
+  REQUIRE(call(*leiden, "POST", "/negotiations/" + pid + "/agreement/verification", verification)
+              .status == 200);
+  const Reply repeated =
+      call(*leiden, "POST", "/negotiations/" + pid + "/agreement/verification", verification);
+  CHECK(repeated.status == 200);
+  CHECK(body(repeated)["state"] == "FINALIZED");
+  CHECK(body(call(*leiden, "GET", "/management/agreements"))["agreements"].size() == 1);
+}
+
+TEST_CASE("the control channel delivers events once across reconnections and restarts",
+          "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:channel");
+  // Requested while the provider has no channel: delivered when it connects.
+  const std::string pid = start(*leiden, "urn:uuid:ch-1", offer);
+  uint64_t first_id = 0;
+  {
+    Channel channel(s, "acme");
+    const json e = channel.next();
+    REQUIRE(e.is_object());
+    CHECK(e["type"] == "negotiation.requested");
+    CHECK(e["negotiation"]["providerPid"] == pid);
+    CHECK(e["negotiation"]["consumer"] == "urn:dsx:participant:leiden");
+    CHECK(e["message"]["@type"] == "ContractRequestMessage");
+    first_id = e["id"];
+    // Not acknowledged: it comes again on the next connection.
+  }
+  {
+    Channel channel(s, "acme");
+    const json e = channel.next();
+    REQUIRE(e.is_object());
+    CHECK(e["id"] == first_id);
+    channel.ack(first_id);
+    // A live event while connected.
+    const std::string pid2 = start(*leiden, "urn:uuid:ch-2", offer);
+    const json live = channel.next();
+    REQUIRE(live.is_object());
+    CHECK(live["negotiation"]["providerPid"] == pid2);
+    CHECK(live["id"].get<uint64_t>() > first_id);
+    channel.ack(live["id"]);
+    CHECK(channel.next(std::chrono::milliseconds(300)).is_null());
+  }
+  // The consumer's channel gets the agreement, across a broker restart.
+  REQUIRE(call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}").status == 200);
+  s.restart();
+  {
+    Channel channel(s, "leiden");
+    const json e = channel.next();
+    REQUIRE(e.is_object());
+    CHECK(e["type"] == "negotiation.agreed");
+    CHECK(e["message"]["@type"] == "ContractAgreementMessage");
+    CHECK(e["message"]["dsx:agreementSha256"].is_string());
+    channel.ack(e["id"]);
+    // A newer channel of the same participant replaces this one.
+    Channel newer(s, "leiden");
+    CHECK(channel.closed_by_broker(std::chrono::milliseconds(3000)));
+    CHECK(newer.next(std::chrono::milliseconds(300)).is_null());  // acknowledged: gone
+  }
+  // The provider's channel saw nothing it acknowledged again.
+  Channel provider(s, "acme");
+  CHECK(provider.next(std::chrono::milliseconds(300)).is_null());
+}
+
+TEST_CASE("a negotiation survives a restart and an idle one times out", "[negotiation]") {
+  dsx::broker::BrokerConfig config;
+  config.negotiation_timeout_seconds = 4;
+  Space s(config);
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:restart");
+  const std::string pid = start(*leiden, "urn:uuid:t-1", offer);
+  s.restart();
+  acme = s.client("acme");
+  leiden = s.client("leiden");
+  CHECK(state_of(*leiden, pid) == "REQUESTED");
+  // Nobody answers: TERMINATED with the reason, within a few housekeeping rounds.
+  json j;
+  for (int i = 0; i < 200; ++i) {
+    j = body(call(*leiden, "GET", "/negotiations/" + pid));
+    if (j["state"] == "TERMINATED") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(j["state"] == "TERMINATED");
+  CHECK(j["dsx:reason"]["code"] == "timed-out");
+}
+
+TEST_CASE("providers retire agreements", "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  auto auditor = s.client("auditor");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:retire");
+  const std::string pid = start(*leiden, "urn:uuid:x-1", offer);
+  const Reply approved = call(*acme, "POST", "/negotiations/" + pid + "/approve", "{}");
+  REQUIRE(approved.status == 200);
+  const std::string id = body(approved)["dsx:agreementId"];
+  CHECK(call(*leiden, "POST", "/management/agreements/" + id + "/retire", R"({"reason": "x"})")
+            .status == 403);
+  CHECK(call(*acme, "POST", "/management/agreements/" + id + "/retire", "{}").status == 400);
+  const Reply retired = call(*acme, "POST", "/management/agreements/" + id + "/retire",
+                             R"({"reason": "licence withdrawn"})");
+  REQUIRE(retired.status == 200);
+  const json a = body(call(*leiden, "GET", "/management/agreements/" + id));
+  CHECK(a["state"] == "retired");
+  CHECK(a["retiredReason"] == "licence withdrawn");
+  const json logged = entries(*auditor, "agreement.retired");
+  REQUIRE(logged.size() == 1);
+  CHECK(logged[0]["entry"]["details"]["reason"] == "licence withdrawn");
+}
