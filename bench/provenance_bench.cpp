@@ -201,6 +201,7 @@ struct LogFileStats {
   double avg_entry_bytes = 0;
   uint64_t checkpoints = 0;  // one per committed batch
   uint64_t nodes = 0;
+  uint64_t page_size = 0;  // SQLite's, fixed when the file was created
 };
 
 LogFileStats read_stats(const std::string& path) {
@@ -215,6 +216,8 @@ LogFileStats read_stats(const std::string& path) {
   if (c.row()) s.checkpoints = static_cast<uint64_t>(c.integer(0));
   Stmt n(db, "SELECT COALESCE(SUM(LENGTH(subtrees)), 0) / 32 FROM entries");
   if (n.row()) s.nodes = static_cast<uint64_t>(n.integer(0));
+  Stmt p(db, "PRAGMA page_size");
+  if (p.row()) s.page_size = static_cast<uint64_t>(p.integer(0));
   return s;
 }
 
@@ -522,12 +525,13 @@ void build_log(const Options& o, const std::string& path, const prov::SigningKey
   if (st.entries != o.entries) fail("the built log does not hold --entries entries");
   std::printf(
       "    built in %.1f s: %s entries/s; %s checkpoints (%.1f entries per commit), %s tree "
-      "nodes,\n    entry %.1f bytes on average, file %.1f MB\n",
+      "nodes,\n    entry %.1f bytes on average, file %.1f MB in pages of %llu bytes\n",
       run.seconds, grouped(run.per_sec()).c_str(),
       grouped(static_cast<double>(st.checkpoints)).c_str(),
       static_cast<double>(st.entries) / static_cast<double>(std::max<uint64_t>(st.checkpoints, 1)),
       grouped(static_cast<double>(st.nodes)).c_str(), st.avg_entry_bytes,
-      static_cast<double>(std::filesystem::file_size(path)) / 1e6);
+      static_cast<double>(std::filesystem::file_size(path)) / 1e6,
+      static_cast<unsigned long long>(st.page_size));
   std::fflush(stdout);
 }
 

@@ -31,8 +31,8 @@ class Reader {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK)
       return Status::invalid_argument(path + ": cannot open: " + sqlite3_errmsg(db_));
-    // Map the file rather than copy every page through read(): the audit reads all of it.
-    sqlite3_exec(db_, "PRAGMA mmap_size=68719476736", nullptr, nullptr, nullptr);
+    // No mmap: with the 16 KB pages of the log files dsx writes, reading each page through the
+    // connection's page cache scanned faster than mapping the file (docs/performance.md).
     return Status::ok();
   }
   // Prepares `sql` for step(); an error names the file as not a dsx log.
@@ -62,13 +62,6 @@ class Reader {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
     return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
              : std::string_view();
-  }
-  std::optional<Hash> hash(int i) const {
-    Hash h{};
-    if (sqlite3_column_bytes(stmt_, i) != static_cast<int>(h.size())) return std::nullopt;
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, i));
-    std::copy(p, p + h.size(), h.begin());
-    return h;
   }
 
  private:
@@ -100,6 +93,21 @@ struct ChunkResult {
   std::vector<Stored> above;
   uint64_t nodes = 0;
 };
+
+// The subtree hashes stored in a chunk's rows, kept until the chunk's tree is computed: all the
+// bytes in one buffer, and where each row's are.
+struct StoredSubtrees {
+  struct Row {
+    uint64_t entry;
+    size_t offset, size;
+  };
+  std::string bytes;
+  std::vector<Row> rows;
+};
+
+std::string_view hash_view(const Hash& h) {
+  return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
+}
 
 std::string node_name(size_t level, uint64_t index) {
   const uint64_t width = uint64_t{1} << level;
@@ -200,9 +208,10 @@ class Auditor {
                            "idx < ? ORDER BY idx");
         !s)
       return s;
+    StoredSubtrees stored;  // reused from chunk to chunk
     for (size_t task; (task = next_task_.fetch_add(1)) < tasks;) {
       if (task < chunks_.size()) {
-        chunk(r, task);
+        chunk(r, task, stored);
         continue;
       }
       const size_t first = (task - chunks_.size()) * kSignaturesPerTask;
@@ -215,13 +224,14 @@ class Auditor {
 
   // Entries [c * kChunk, (c + 1) * kChunk): contiguous, canonical, numbered as stored, leaf hash
   // matching content; then the chunk's subtrees, computed and compared with those stored.
-  void chunk(Reader& r, size_t c) {
+  void chunk(Reader& r, size_t c, StoredSubtrees& stored) {
     ChunkResult& out = chunks_[c];
     const uint64_t begin = c * kChunk, end = std::min(n_, begin + kChunk);
     r.reset();
     r.bind(1, begin);
     r.bind(2, end);
-    std::vector<std::pair<uint64_t, std::string>> stored;  // rows that hold subtree hashes
+    stored.bytes.clear();
+    stored.rows.clear();
     uint64_t expected = begin;
     auto missing = [&](uint64_t upto) {
       if (upto == expected + 1)
@@ -238,14 +248,15 @@ class Auditor {
       const std::string_view body = r.text_view(1);
       check_entry(idx, body, out);
       const Hash leaf = leaf_hash(body);
-      auto stored_leaf = r.hash(2);
-      if (!stored_leaf || *stored_leaf != leaf)
+      if (r.blob_view(2) != hash_view(leaf))
         out.problems.push_back(
             "entry " + std::to_string(idx) +
             ": its content does not match its stored leaf hash (the entry was edited)");
       tree_.at(0, idx) = leaf;
-      if (std::string_view blob = r.blob_view(3); !blob.empty() || (idx & 1))
-        stored.emplace_back(idx, std::string(blob));
+      if (std::string_view blob = r.blob_view(3); !blob.empty() || (idx & 1)) {
+        stored.rows.push_back({idx, stored.bytes.size(), blob.size()});
+        stored.bytes += blob;
+      }
       expected = idx + 1;
     }
     missing(end);
@@ -254,7 +265,8 @@ class Auditor {
       for (uint64_t j = begin >> k; j < (end >> k); ++j)
         tree_.at(k, j) = node_hash(tree_.at(k - 1, 2 * j), tree_.at(k - 1, 2 * j + 1));
     // Leaf i stores the subtrees it completes: levels 1 to (trailing one bits of i).
-    for (const auto& [idx, blob] : stored) {
+    for (const auto& [idx, offset, size] : stored.rows) {
+      const std::string_view blob(stored.bytes.data() + offset, size);
       const auto levels = static_cast<size_t>(std::countr_one(idx));
       if (blob.size() != levels * sizeof(Hash))
         out.problems.push_back("entry " + std::to_string(idx) + ": " + std::to_string(blob.size()) +

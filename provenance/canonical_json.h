@@ -20,6 +20,9 @@ namespace dsx::provenance {
 Result<std::string> canonical_json(const nlohmann::json& value);
 // The same, appended to `out` (left as it was on an error).
 Status append_canonical_json(const nlohmann::json& value, std::string& out);
+// The canonical form of the JSON string `text`, appended to `out` (left as it was when `text` is
+// not valid UTF-8): what append_canonical_json writes for a string, without building a value.
+Status append_canonical_string(std::string_view text, std::string& out);
 
 // Whether `text` is exactly what canonical_json writes for some JSON value (so equivalent to
 // parsing it with parse_json_text and comparing canonical_json's output), checked in one pass

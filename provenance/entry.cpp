@@ -1,40 +1,59 @@
 #include "provenance/entry.h"
 
+#include <charconv>
+
 #include "common/json.h"
 #include "provenance/canonical_json.h"
 
 namespace dsx::provenance {
 
 Result<PreparedEntry> prepare(const Entry& e) {
-  // Member by member in canonical order (action, actor, details, seq, subjects, time), without
-  // copying the details into a new document.
+  // Member by member in canonical order (action, actor, details, seq, subjects, time). Only the
+  // details go through a JSON value (the caller's); the strings are written as they are, without
+  // copying them into temporary values: this runs once per append in the appending thread.
   PreparedEntry p;
-  std::string& head = p.head;
-  std::string& tail = p.tail;
+  std::string& out = p.text;
+  // Room for the members but the details, and 256 bytes for those: usually one allocation.
+  size_t reserve = 256 + 64 + e.action.size() + e.actor.size();
+  for (const std::string& subject : e.subjects)
+    reserve += subject.size() + 3;
+  out.reserve(reserve);
   Status s;
-  head += "{\"action\":";
-  s = append_canonical_json(nlohmann::json(e.action), head);
-  head += ",\"actor\":";
-  if (s) s = append_canonical_json(nlohmann::json(e.actor), head);
-  head += ",\"details\":";
-  if (s) s = append_canonical_json(e.details, head);
-  head += ",\"seq\":";
-  tail += ",\"subjects\":";
-  if (s) s = append_canonical_json(nlohmann::json(e.subjects), tail);
-  tail += ",\"time\":";
-  if (s) s = append_canonical_json(nlohmann::json(format_rfc3339(e.time)), tail);
-  tail += '}';
+  out += "{\"action\":";
+  s = append_canonical_string(e.action, out);
+  out += ",\"actor\":";
+  if (s) s = append_canonical_string(e.actor, out);
+  out += ",\"details\":";
+  if (s) s = append_canonical_json(e.details, out);
+  out += ",\"seq\":";
+  p.seq_at = out.size();
+  out += ",\"subjects\":[";
+  for (size_t i = 0; i < e.subjects.size() && s; ++i) {
+    if (i > 0) out += ',';
+    s = append_canonical_string(e.subjects[i], out);
+  }
+  out += "],\"time\":";
+  if (s) s = append_canonical_string(format_rfc3339(e.time), out);
+  out += '}';
   if (!s) return s;
   return p;
 }
 
 std::string PreparedEntry::with_seq(uint64_t seq) const {
   std::string out;
-  out.reserve(head.size() + 20 + tail.size());
-  out += head;
-  out += std::to_string(seq);
-  out += tail;
+  with_seq(seq, out);
   return out;
+}
+
+void PreparedEntry::with_seq(uint64_t seq, std::string& out) const {
+  char digits[20];  // 2^64 - 1 has 20 digits
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, seq);
+  const std::string_view view(text);
+  out.clear();
+  out.reserve(text.size() + static_cast<size_t>(end - digits));
+  out += view.substr(0, seq_at);
+  out.append(digits, end);
+  out += view.substr(seq_at);
 }
 
 Result<std::string> canonical(const Entry& e) {

@@ -28,11 +28,15 @@ struct Entry {
 // An entry serialised except for its seq, so that the costly part (canonicalising the details)
 // runs in the appending thread and the log's writer only splices in the number: the canonical
 // members sort as action, actor, details, seq, subjects, time, so the bytes are
-// head + seq + tail with head = {"action":..,"actor":..,"details":{..},"seq":  and
-// tail = ,"subjects":[..],"time":".."}.
+// text[0, seq_at) + seq + text[seq_at, end) with text[0, seq_at) =
+// {"action":..,"actor":..,"details":{..},"seq":  and the rest ,"subjects":[..],"time":".."}.
+// One string rather than two: one allocation per append.
 struct PreparedEntry {
-  std::string head, tail;
+  std::string text;
+  size_t seq_at = 0;
   std::string with_seq(uint64_t seq) const;
+  // The same into `out` (its old content replaced), so a writer can reuse one buffer.
+  void with_seq(uint64_t seq, std::string& out) const;
 };
 
 // The canonical bytes; an error when details hold what JCS cannot (NaN, huge integers).

@@ -20,6 +20,25 @@
 // The writer thread keeps the "frontier": for each level, the hash of the last completed perfect
 // subtree. A new leaf that is a right child combines with the frontier of its level, and so on
 // upwards, so an append costs O(log n) hashes, one insert, and reads nothing back.
+//
+// Three threads of the log's own, besides the callers':
+// - the writer (the only user of the writer's connection) numbers, hashes and inserts a batch,
+//   signs its checkpoint and commits;
+// - the answerer then calls the batch's callbacks, in commit order, and frees the batch, while
+//   the writer goes on with the next. Callbacks wake the callers' threads, which then compete
+//   for the CPU: run on the writer, they and the freeing held up the next transaction. A small
+//   batch, when the answerer is idle, is still answered by the writer (see hand_over);
+// - the checkpointer, with a connection of its own, copies committed pages from the WAL back into
+//   the database file and syncs that file (a WAL checkpoint). SQLite's auto-checkpoint would do
+//   this inside the writer's commits; in PASSIVE mode on its own connection it never blocks the
+//   writer, whose only wait per batch is then its commit's fsync of the WAL. SQLite can start
+//   the WAL over from its beginning only when a write transaction begins with everything in it
+//   already copied back, and under a steady load that moment never comes by itself: so once the
+//   WAL has grown to kWalRestartBytes the writer waits, before its next transaction, for the
+//   checkpoint of the last commit (the earlier ones were copied meanwhile, so this is short).
+// New files get 16 KB pages rather than SQLite's 4 KB: fewer WAL frames and syscalls per commit
+// and a cheaper full scan for the audit (docs/performance.md). A file keeps the page size it was
+// created with.
 #include "provenance/log.h"
 
 #include <sqlite3.h>
@@ -39,6 +58,14 @@ namespace {
 
 constexpr size_t kMaxBatch = 4096;    // entries per transaction
 constexpr size_t kMaxQueued = 65536;  // appends waiting; beyond this append() waits
+// A checkpoint is asked for each time the WAL has grown by this much (SQLite's auto-checkpoint
+// runs at 1,000 pages, 4 MB with 4 KB pages) ...
+constexpr int64_t kWalCheckpointBytes = int64_t{2} << 20;
+// ... and the WAL starts over once it holds this much; the file is then cut back to this size. Kept
+// small: while the WAL file grows, every commit's fdatasync must also make the file's new size
+// durable (a file system journal commit): with a limit of 64 MB, callers that wait for each
+// append (a few entries per commit) got about a third fewer appends through (docs/performance.md).
+constexpr int64_t kWalRestartBytes = int64_t{8} << 20;
 
 Status sqlite_error(sqlite3* db, const std::string& what) {
   return Status::internal(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
@@ -77,8 +104,9 @@ void bind_u64(sqlite3_stmt* s, int i, uint64_t v) {
   sqlite3_bind_int64(s, i, static_cast<sqlite3_int64>(v));
 }
 
+// SQLITE_STATIC: SQLite does not copy the hash, so it must stay put until the statement is reset.
 void bind_hash(sqlite3_stmt* s, int i, const Hash& h) {
-  sqlite3_bind_blob(s, i, h.data(), static_cast<int>(h.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(s, i, h.data(), static_cast<int>(h.size()), SQLITE_STATIC);
 }
 
 bool column_hash(sqlite3_stmt* s, int i, Hash& out) {
@@ -104,9 +132,17 @@ struct Pending {
   Log::AppendCallback done;
 };
 
-std::string_view hash_view(const Hash& h) {
-  return std::string_view(reinterpret_cast<const char*>(h.data()), h.size());
-}
+// A batch the writer has finished with, for the answerer: the receipts' leaf hashes when it was
+// committed, else the error.
+struct Written {
+  std::vector<Pending> batch;
+  uint64_t first = 0;
+  std::vector<Hash> leaves;
+  Status failure;
+};
+
+constexpr size_t kMaxWritten = 2;  // batches waiting for the answerer; beyond this the writer waits
+constexpr size_t kAnswerOnWriter = 64;  // batches up to this size may be answered by the writer
 
 }  // namespace
 
@@ -120,20 +156,40 @@ class Log::Impl final : public TreeReader {
     queue_cv_.notify_all();
     space_cv_.notify_all();
     if (writer_.joinable()) writer_.join();
-    // The statements are finalized after this body runs (members); close_v2 waits for them.
-    sqlite3_close_v2(db_);
+    {
+      std::lock_guard lock(written_mutex_);
+      answerer_stopping_ = true;
+    }
+    written_cv_.notify_all();
+    if (answerer_.joinable()) answerer_.join();  // after answering everything written
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      checkpoint_stopping_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    sqlite3_close_v2(checkpoint_db_);
+    // The statements are finalized after this body runs (members); close_v2 waits for them. The
+    // writer's connection closes last and so copies the WAL back and removes it.
     sqlite3_close_v2(read_db_);
+    sqlite3_close_v2(db_);
   }
 
   Impl(SigningKey key, std::string name, const Clock& clock)
       : key_(std::move(key)), name_(std::move(name)), clock_(clock) {}
 
   Status open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK)
+    // NOMUTEX on every connection: each is used by one thread at a time (the writer's by the
+    // writer thread after open, the reader's under read_mutex_db_, the checkpointer's by its
+    // thread), so SQLite's own per-call mutex would only add cost.
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
       return sqlite_error(db_, "opening the log " + path);
     sqlite3_busy_timeout(db_, 5000);
+    // page_size first: it only takes effect on a file that has no content yet.
     const char* schema =
+        "PRAGMA page_size=16384;"
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;"
         "CREATE TABLE IF NOT EXISTS entries(idx INTEGER PRIMARY KEY, body TEXT NOT NULL,"
@@ -176,7 +232,8 @@ class Log::Impl final : public TreeReader {
     }
     // Readers get their own connection: in WAL mode they read the last commit while the writer
     // writes the next.
-    if (sqlite3_open_v2(path.c_str(), &read_db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+    if (sqlite3_open_v2(path.c_str(), &read_db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
       return sqlite_error(read_db_, "opening the log " + path + " for reading");
     sqlite3_busy_timeout(read_db_, 5000);
     for (auto [stmt, sql] :
@@ -206,6 +263,8 @@ class Log::Impl final : public TreeReader {
       frontier_.push_back(*h);
     }
     if (Status s = check_against_checkpoint(path); !s) return s;
+    if (Status s = open_checkpointer(path); !s) return s;
+    answerer_ = std::thread([this] { answer_loop(); });
     writer_ = std::thread([this] { write_loop(); });
     return Status::ok();
   }
@@ -231,15 +290,14 @@ class Log::Impl final : public TreeReader {
   void append_async(const Entry& e, AppendCallback done) {
     Result<PreparedEntry> prepared = prepare(e);
     if (!prepared) return done(prepared.status());
-    auto pending = std::make_unique<Pending>(Pending{std::move(*prepared), std::move(done)});
     {
       std::unique_lock lock(queue_mutex_);
       space_cv_.wait(lock, [this] { return queue_.size() < kMaxQueued || stopping_; });
       if (stopping_) {
         lock.unlock();
-        return pending->done(Status::failed_precondition("the log is closing"));
+        return done(Status::failed_precondition("the log is closing"));
       }
-      queue_.push_back(std::move(pending));
+      queue_.push_back(Pending{std::move(*prepared), std::move(done)});
     }
     queue_cv_.notify_one();
   }
@@ -335,9 +393,91 @@ class Log::Impl final : public TreeReader {
     return Status::ok();
   }
 
+  // The checkpointer's connection and thread; the writer's connection stops checkpointing.
+  Status open_checkpointer(const std::string& path) {
+    Statement page_size;
+    if (Status s = page_size.prepare(db_, "PRAGMA page_size"); !s) return s;
+    if (sqlite3_step(page_size.get()) != SQLITE_ROW)
+      return sqlite_error(db_, "reading the log's page size");
+    const int64_t page = std::max<int64_t>(sqlite3_column_int64(page_size.get(), 0), 512);
+    checkpoint_frames_ = kWalCheckpointBytes / page;
+    restart_frames_ = kWalRestartBytes / page;
+    const std::string limit = "PRAGMA journal_size_limit=" + std::to_string(kWalRestartBytes) + ";";
+    if (sqlite3_exec(db_, limit.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+      return sqlite_error(db_, "limiting the log's WAL");
+    // A WAL hook replaces SQLite's auto-checkpoint: it only notes the WAL's size after each
+    // commit, and the writer hands the checkpoint to the checkpointer (write_batch).
+    sqlite3_wal_hook(
+        db_,
+        [](void* impl, sqlite3*, const char*, int frames) {
+          static_cast<Impl*>(impl)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        this);
+    if (sqlite3_open_v2(path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
+      return sqlite_error(checkpoint_db_, "opening the log " + path + " for checkpoints");
+    // The checkpoint syncs the WAL before copying and the database file after, as the writer's
+    // auto-checkpoint did.
+    if (sqlite3_exec(checkpoint_db_, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr) !=
+        SQLITE_OK)
+      return sqlite_error(checkpoint_db_, "preparing the log's checkpoints");
+    checkpointer_ = std::thread([this] { checkpoint_loop(); });
+    return Status::ok();
+  }
+
+  // Runs a PASSIVE checkpoint for each request (requests that arrive during one are served by the
+  // next). PASSIVE copies what no reader still needs and never waits for the writer or readers.
+  // A checkpoint that fails (SQLITE_BUSY when another connection is checkpointing, an I/O error)
+  // loses nothing: the WAL still holds every commit and the next request tries again.
+  void checkpoint_loop() {
+    std::unique_lock lock(checkpoint_mutex_);
+    for (;;) {
+      checkpoint_cv_.wait(lock, [this] {
+        return checkpoint_stopping_ || checkpoint_requested_ > checkpoint_done_;
+      });
+      if (checkpoint_stopping_) return;
+      const uint64_t request = checkpoint_requested_;
+      lock.unlock();
+      sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+      lock.lock();
+      checkpoint_done_ = request;
+      checkpoint_cv_.notify_all();
+    }
+  }
+
+  // Writer thread, after a commit: asks for a checkpoint each time the WAL has grown by
+  // kWalCheckpointBytes since the last request, as SQLite's auto-checkpoint would. Not after every
+  // commit: each checkpoint syncs the database file, and with small commits (callers that wait for
+  // each append) that would be one more fsync per commit.
+  void after_commit() {
+    if (wal_frames_ < requested_at_frames_) requested_at_frames_ = 0;  // the WAL started over
+    if (wal_frames_ - requested_at_frames_ >= checkpoint_frames_) request_checkpoint();
+  }
+
+  void request_checkpoint() {
+    requested_at_frames_ = wal_frames_;
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      ++checkpoint_requested_;
+    }
+    checkpoint_cv_.notify_all();
+  }
+
+  // Writer thread, before a transaction: once the WAL is large, waits until everything committed
+  // is copied back, so that this transaction starts the WAL over.
+  void before_transaction() {
+    if (wal_frames_ < restart_frames_) return;
+    if (requested_at_frames_ != wal_frames_)
+      request_checkpoint();  // one that covers the last commit
+    std::unique_lock lock(checkpoint_mutex_);
+    checkpoint_cv_.wait(lock, [this] { return checkpoint_done_ >= checkpoint_requested_; });
+  }
+
   void write_loop() {
     for (;;) {
-      std::vector<std::unique_ptr<Pending>> batch;
+      std::vector<Pending> batch;
       {
         std::unique_lock lock(queue_mutex_);
         queue_cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
@@ -348,24 +488,71 @@ class Log::Impl final : public TreeReader {
         }
       }
       space_cv_.notify_all();
+      before_transaction();
       write_batch(batch);
     }
   }
 
-  // Writes one batch in one transaction, then answers every caller in it.
-  void write_batch(std::vector<std::unique_ptr<Pending>>& batch) {
+  // Hands a written batch to the answerer, waiting while it is kMaxWritten batches behind. A small
+  // batch (callers that wait for each append) is answered here when the answerer has nothing to
+  // do, which keeps the order: waking the answerer would cost those callers more than their
+  // callbacks cost the writer.
+  void hand_over(Written written) {
+    {
+      std::unique_lock lock(written_mutex_);
+      if (written.batch.size() <= kAnswerOnWriter && written_.empty() && !answering_) {
+        lock.unlock();
+        return answer(written);
+      }
+      written_cv_.wait(lock, [this] { return written_.size() < kMaxWritten; });
+      written_.push_back(std::move(written));
+    }
+    written_cv_.notify_all();
+  }
+
+  // Answers the callers of each written batch, in order, until the log closes and every batch
+  // is answered. The batch (the entries' bytes, the callbacks) is freed here too.
+  void answer_loop() {
+    std::unique_lock lock(written_mutex_);
+    for (;;) {
+      written_cv_.wait(lock, [this] { return !written_.empty() || answerer_stopping_; });
+      if (written_.empty()) return;  // stopping, and everything was answered
+      Written w = std::move(written_.front());
+      written_.pop_front();
+      answering_ = true;
+      lock.unlock();
+      written_cv_.notify_all();
+      answer(w);
+      w = Written{};
+      lock.lock();
+      answering_ = false;
+    }
+  }
+
+  static void answer(Written& w) {
+    for (size_t i = 0; i < w.batch.size(); ++i) {
+      if (w.failure.is_ok())
+        w.batch[i].done(Receipt{w.first + i, w.leaves[i]});
+      else
+        w.batch[i].done(w.failure);
+    }
+  }
+
+  // Writes one batch in one transaction, then hands it to the answerer.
+  void write_batch(std::vector<Pending>& batch) {
     std::vector<Hash> frontier = frontier_;
     const uint64_t first = size_.load();
     uint64_t n = first;
     Status failure;
     std::vector<Hash> leaves;
     leaves.reserve(batch.size());
+    std::string bytes;  // one buffer for every entry's canonical bytes
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
       failure = sqlite_error(db_, "starting a transaction");
     for (size_t i = 0; i < batch.size() && failure.is_ok(); ++i, ++n) {
-      const std::string body = batch[i]->entry.with_seq(n);
-      leaves.push_back(leaf_hash(body));
-      failure = insert(n, body, leaves.back(), frontier);
+      batch[i].entry.with_seq(n, bytes);
+      leaves.push_back(leaf_hash(bytes));
+      failure = insert(n, bytes, leaves.back(), frontier);
     }
     if (failure.is_ok()) {
       const Checkpoint c =
@@ -382,20 +569,19 @@ class Log::Impl final : public TreeReader {
       failure = sqlite_error(db_, "committing");
     if (!failure.is_ok()) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      for (auto& p : batch)
-        p->done(failure);
-      return;
+      return hand_over(Written{std::move(batch), first, {}, std::move(failure)});
     }
     frontier_ = std::move(frontier);
     size_.store(n);
-    for (size_t i = 0; i < batch.size(); ++i)
-      batch[i]->done(Receipt{first + i, leaves[i]});
+    after_commit();
+    hand_over(Written{std::move(batch), first, std::move(leaves), Status::ok()});
   }
 
   // Inserts leaf `index` with the perfect subtrees it completes; updates `frontier`.
   Status insert(uint64_t index, const std::string& body, const Hash& leaf,
                 std::vector<Hash>& frontier) {
-    std::string subtrees;  // level 1 upwards, 32 bytes each
+    std::array<Hash, 64> subtrees;  // level 1 upwards; at most one per level of a 64-bit index
+    size_t completed = 0;
     Hash current = leaf;
     uint64_t idx = index;
     for (size_t level = 0;; ++level) {
@@ -407,16 +593,17 @@ class Log::Impl final : public TreeReader {
       const Hash parent = node_hash(frontier[level], current);
       frontier[level] = current;
       idx /= 2;
-      subtrees += hash_view(parent);
+      subtrees[completed++] = parent;
       current = parent;
     }
-    insert_entry_.reset();
+    // Every parameter is bound again below: a reset without clearing the bindings is enough.
+    sqlite3_reset(insert_entry_.get());
     bind_u64(insert_entry_.get(), 1, index);
     sqlite3_bind_text(insert_entry_.get(), 2, body.data(), static_cast<int>(body.size()),
                       SQLITE_STATIC);
     bind_hash(insert_entry_.get(), 3, leaf);
-    sqlite3_bind_blob(insert_entry_.get(), 4, subtrees.data(), static_cast<int>(subtrees.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_blob(insert_entry_.get(), 4, subtrees.data(),
+                      static_cast<int>(completed * sizeof(Hash)), SQLITE_STATIC);
     if (sqlite3_step(insert_entry_.get()) != SQLITE_DONE)
       return sqlite_error(db_, "writing entry " + std::to_string(index));
     return Status::ok();
@@ -438,12 +625,31 @@ class Log::Impl final : public TreeReader {
   std::atomic<uint64_t> size_{0};  // committed entries
   std::vector<Hash> frontier_;     // writer thread only (after open)
 
+  // WAL checkpoints (see the top of this file).
+  sqlite3* checkpoint_db_ = nullptr;                    // the checkpointer thread only (after open)
+  int64_t checkpoint_frames_ = 0, restart_frames_ = 0;  // constant after open
+  // Writer thread only: the WAL's frames after the last commit, and when a checkpoint was last
+  // asked for.
+  int64_t wal_frames_ = 0, requested_at_frames_ = 0;
+  std::mutex checkpoint_mutex_;  // guards the three below
+  std::condition_variable checkpoint_cv_;
+  uint64_t checkpoint_requested_ = 0, checkpoint_done_ = 0;
+  bool checkpoint_stopping_ = false;
+  std::thread checkpointer_;
+
   mutable std::mutex read_mutex_;  // one proof at a time reports read errors through read_error_
   mutable Status read_error_;
 
+  std::mutex written_mutex_;  // guards the three below
+  std::condition_variable written_cv_;
+  std::deque<Written> written_;
+  bool answering_ = false;  // the answerer is answering a batch it took from written_
+  bool answerer_stopping_ = false;
+  std::thread answerer_;
+
   std::mutex queue_mutex_;  // guards queue_ and stopping_
   std::condition_variable queue_cv_, space_cv_;
-  std::deque<std::unique_ptr<Pending>> queue_;
+  std::deque<Pending> queue_;  // by value: one allocation less per append
   bool stopping_ = false;
   std::thread writer_;
 };

@@ -4,12 +4,14 @@
 // recomputed from the entries.
 //
 // Appends are group-committed: any number of threads call append() or append_async(); one writer
-// thread takes whatever has queued up, writes it in one transaction (WAL, synchronous=FULL) and
-// only then answers each caller with its receipt, so a returned append is durable and many
-// appends share one fsync. The entry is serialised in the caller's thread; the writer only
-// numbers, hashes and stores it. The queue is bounded: when it is full, both calls wait
-// (backpressure). Readers (roots, proofs, entries) use their own SQLite connection and see
-// committed data only, so they do not wait for a batch being written.
+// thread takes whatever has queued up and writes it in one transaction (WAL, synchronous=FULL);
+// only after the commit is each caller answered with its receipt (by a second thread, or by the
+// writer for a small batch), so a returned append is durable and many appends share one fsync. A
+// third thread copies the WAL back into the database file (checkpoints), off the writer's path. The
+// entry is serialised in the caller's thread; the writer only numbers, hashes and stores it. The
+// queue is bounded: when it is full, both calls wait (backpressure). Readers (roots, proofs,
+// entries) use their own SQLite connection and see committed data only, so they do not wait for a
+// batch being written.
 //
 // Every committed batch is covered by a checkpoint signed with the log's key in the same
 // transaction (provenance/checkpoint.h); opening a log rebuilds its root from the stored
@@ -51,10 +53,11 @@ class Log {
 
   // Appends `e` (its seq is assigned here) and returns once it is durable.
   Result<Receipt> append(const Entry& e);
-  // Queues `e` and returns; `done` runs once with the receipt when the entry is durable (on the
-  // writer thread: keep it short, hand work elsewhere), or with the error (in this thread when the
-  // entry cannot be serialised or the log is closing). Many appends in flight from one caller
-  // share commits, which is what makes the log fast under load.
+  // Queues `e` and returns; `done` runs once with the receipt when the entry is durable (on one of
+  // the log's threads, in index order: keep it short, never wait for the log in it, hand work
+  // elsewhere), or with the error (in this thread when the entry cannot be serialised or the log
+  // is closing). Many appends in
+  // flight from one caller share commits, which is what makes the log fast under load.
   using AppendCallback = std::function<void(Result<Receipt>)>;
   void append_async(const Entry& e, AppendCallback done);
 

@@ -241,3 +241,37 @@ TEST_CASE("the one-pass checker finds the top-level seq", "[jcs]") {
   CHECK_FALSE(seq);
   CHECK_FALSE(is_canonical_json(R"({"seq":012})", &seq));
 }
+
+TEST_CASE("strings are checked and written alike wherever their special characters fall", "[jcs]") {
+  // The checker and the writer test many bytes at once (16 with SSE2, else 8) and the last few
+  // one by one: put each kind of character that is not plain at every offset of a run of plain
+  // ones, inside and at the end of the text, and compare with parsing and re-canonicalising.
+  using dsx::provenance::append_canonical_string;
+  using dsx::provenance::is_canonical_json;
+  const std::vector<std::string> specials = {"\"",       "\\",           "\x01",
+                                             "\x1f",     "\n",           "\x7f",
+                                             "\xc3\xa9", "\xef\xbf\xbd", "\xf0\x9f\x98\x80",
+                                             "\xc3",     "\xed\xa0\x80", "\xff"};
+  for (const std::string& special : specials) {
+    for (size_t at = 0; at < 40; ++at) {
+      const std::string value = std::string(at, 'a') + special + std::string(40 - at, 'b');
+      INFO("special character " << &special - specials.data() << " at " << at);
+      std::string written = "[";
+      const auto status = append_canonical_string(value, written);
+      auto expected = canonical_json(nlohmann::json(value));
+      REQUIRE(bool(status) == bool(expected));  // refused exactly when not valid UTF-8
+      if (!expected) {
+        CHECK(written == "[");  // left as it was
+        continue;
+      }
+      CHECK(written.substr(1) == *expected);
+      CHECK(is_canonical_json(*expected));
+      // The same text, unescaped, in the document: canonical only if it needs no escape.
+      for (const std::string& text :
+           {"\"" + value + "\"", "{\"k\":\"" + value + "\"}", "{\"" + value + "\":1}"}) {
+        INFO(text);
+        CHECK(is_canonical_json(text) == canonical_by_parsing(text));
+      }
+    }
+  }
+}

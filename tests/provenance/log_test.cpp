@@ -178,6 +178,15 @@ TEST_CASE("an entry JCS cannot hold is refused and takes no index", "[log]") {
   Entry bad = entry(0);
   bad.details["ratio"] = std::nan("");
   CHECK_FALSE(log->append(bad));
+  // Strings that are not UTF-8, in each member written without a JSON value.
+  Entry bad_actor = entry(0, "urn:dsx:participant:\xff");
+  CHECK_FALSE(log->append(bad_actor));
+  Entry bad_action = entry(0);
+  bad_action.action = "policy.\xc3";
+  CHECK_FALSE(log->append(bad_action));
+  Entry bad_subject = entry(0);
+  bad_subject.subjects.push_back("urn:dsx:offer:\xed\xa0\x80");
+  CHECK_FALSE(log->append(bad_subject));
   CHECK(log->append(entry(1))->index == 0);
 }
 
@@ -491,7 +500,7 @@ TEST_CASE("append_async answers every entry once, with consecutive indices", "[l
   auto log = open_log(tmp);
   std::mutex m;
   std::condition_variable cv;
-  std::vector<uint64_t> indices;
+  std::vector<uint64_t> indices;  // in the order the callbacks ran
   size_t failures = 0;
   constexpr size_t kCount = 2000;
   for (size_t i = 0; i < kCount; ++i)
@@ -507,10 +516,48 @@ TEST_CASE("append_async answers every entry once, with consecutive indices", "[l
   REQUIRE(cv.wait_for(lock, std::chrono::seconds(60),
                       [&] { return indices.size() + failures == kCount; }));
   CHECK(failures == 0);
-  std::sort(indices.begin(), indices.end());
+  // Callers are answered in commit order: by increasing index.
   for (size_t i = 0; i < indices.size(); ++i)
     CHECK(indices[i] == i);
   CHECK(log->size() == kCount);
+}
+
+TEST_CASE("the WAL is copied back while the log is open and stays bounded", "[log][wal]") {
+  // Checkpoints run on the log's own thread; once the WAL holds 8 MB the writer waits for the
+  // copy of the last commit, so that its next transaction starts the WAL over, and the file is
+  // cut back to 8 MB. Rounds of 256 entries of 16 KB (4 MB per commit), 32 MB in all.
+  TempLog tmp;
+  auto log = open_log(tmp);
+  const std::string padding(16 * 1024, 'p');
+  constexpr int kRounds = 8, kPerRound = 256;
+  constexpr uintmax_t kMB = 1024 * 1024;
+  uintmax_t largest_wal = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::mutex m;
+    std::condition_variable cv;
+    int answered = 0, failed = 0;
+    for (int i = 0; i < kPerRound; ++i) {
+      Entry e = entry(round * kPerRound + i);
+      e.details["padding"] = padding;
+      log->append_async(e, [&](dsx::Result<Receipt> r) {
+        std::lock_guard lock(m);
+        ++answered;
+        failed += r ? 0 : 1;
+        cv.notify_one();
+      });
+    }
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return answered == kPerRound; }));
+    REQUIRE(failed == 0);
+    largest_wal = std::max(largest_wal, std::filesystem::file_size(tmp.path + "-wal"));
+  }
+  CHECK(log->size() == uint64_t{kRounds * kPerRound});
+  // The limit, plus what a round adds before the writer checks the size again (4 MB of entries,
+  // a little more with their other members, the b-tree's pages and the frame headers).
+  CHECK(largest_wal <= (8 + 5) * kMB);
+  // Checkpoints copied the commits into the database file while the log was open (without them
+  // it would still be nearly empty: the WAL holds the commits until a checkpoint).
+  CHECK(std::filesystem::file_size(tmp.path) >= 16 * kMB);
 }
 
 TEST_CASE("a log file of another format is refused with a clear message", "[log]") {
