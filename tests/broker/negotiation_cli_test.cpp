@@ -258,7 +258,8 @@ TEST_CASE("a broker killed with SIGKILL mid-negotiations loses none and its log 
                         " 2>/dev/null");
   CHECK(served.status == 0);
   listed = run_dsx("connector negotiations --json " + as("leiden"));
-  for (const auto& n : nlohmann::json::parse(listed.out)["negotiations"]) {
+  const auto after = nlohmann::json::parse(listed.out);  // named: the loop must not outlive it
+  for (const auto& n : after["negotiations"]) {
     INFO(n.dump());
     CHECK(n["state"] == "AGREED");
   }
