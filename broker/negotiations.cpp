@@ -67,6 +67,13 @@ HttpResponse negotiation_error(int status, const std::string& pid, const std::st
   return response;
 }
 
+// Whether a stored negotiation or agreement exists and `me` is one of its two parties: anyone
+// else gets 404, exactly as for one that does not exist (DSP).
+template <typename Record>
+bool is_party(const std::optional<Record>& record, const std::string& me) {
+  return record && (record->consumer == me || record->provider == me);
+}
+
 json parse_or_null(const std::string& text) {
   if (text.empty()) return nullptr;
   return json::parse(text, nullptr, false);
@@ -478,7 +485,7 @@ HttpResponse Negotiations::get(const Caller& c, const std::string& pid) {
   auto found = store_.negotiation(pid);
   if (!found) return status_response(found.status(), kError, "store-failed");
   const std::string& me = c.identity.participant_id;
-  if (!*found || ((*found)->consumer != me && (*found)->provider != me))
+  if (!is_party(*found, me))
     return negotiation_error(404, pid, "", "not-found", {"no negotiation " + pid});
   return json_response(200, negotiation_json(**found));
 }
@@ -495,7 +502,7 @@ HttpResponse Negotiations::receive(const HttpRequest& r, const Caller& c, const 
   std::lock_guard lock(mutex_);
   auto found = store_.negotiation(pid);
   if (!found) return status_response(found.status(), kError, "store-failed");
-  if (!*found || ((*found)->consumer != me && (*found)->provider != me))
+  if (!is_party(*found, me))
     return negotiation_error(404, pid, "", "not-found", {"no negotiation " + pid});
   StoredNegotiation n = std::move(**found);
   const std::string cpid = n.consumer_pid;
@@ -797,7 +804,7 @@ HttpResponse Negotiations::agreement(const Caller& c, const std::string& id) {
   auto found = store_.agreement(id);
   if (!found) return status_response(found.status(), "Error", "store-failed");
   const std::string& me = c.identity.participant_id;
-  if (!*found || ((*found)->consumer != me && (*found)->provider != me))
+  if (!is_party(*found, me))
     return error_response(404, "Error", "not-found", {"no agreement " + id});
   return json_response(200, agreement_view(**found));
 }
@@ -815,7 +822,7 @@ HttpResponse Negotiations::retire(const HttpRequest& r, const Caller& c, const s
   std::lock_guard lock(mutex_);
   auto found = store_.agreement(id);
   if (!found) return status_response(found.status(), "Error", "store-failed");
-  if (!*found || ((*found)->consumer != me && (*found)->provider != me))
+  if (!is_party(*found, me))
     return error_response(404, "Error", "not-found", {"no agreement " + id});
   StoredAgreement a = std::move(**found);
   if (a.provider != me)
