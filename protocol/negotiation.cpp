@@ -180,10 +180,6 @@ std::optional<NegotiationState> parse_negotiation_state(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view to_string(Role role) {
-  return role == Role::kConsumer ? "consumer" : "provider";
-}
-
 std::string_view to_string(MessageKind kind) {
   return info(kind).name;
 }

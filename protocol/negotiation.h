@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "protocol/dsp.h"
 
 namespace dsx::protocol {
 
@@ -27,11 +28,6 @@ inline constexpr std::array<NegotiationState, 7> kNegotiationStates = {
     NegotiationState::kRequested, NegotiationState::kOffered,  NegotiationState::kAccepted,
     NegotiationState::kAgreed,    NegotiationState::kVerified, NegotiationState::kFinalized,
     NegotiationState::kTerminated};
-
-// The party a message comes from. The broker knows it from the sender's certificate and the
-// negotiation's record, never from the message body.
-enum class Role : uint8_t { kConsumer, kProvider };
-inline constexpr std::array<Role, 2> kRoles = {Role::kConsumer, Role::kProvider};
 
 // The machine's inputs. A ContractNegotiationEventMessage is two inputs, one per eventType,
 // because ACCEPTED and FINALIZED are different transitions sent by different parties.
@@ -55,8 +51,6 @@ inline constexpr std::array<MessageKind, 7> kMessageKinds = {MessageKind::kContr
 // "REQUESTED", ... as on the wire (ContractNegotiation.state).
 std::string_view to_string(NegotiationState state);
 std::optional<NegotiationState> parse_negotiation_state(std::string_view text);
-// "consumer", "provider".
-std::string_view to_string(Role role);
 // The message's @type, with the eventType for events: "ContractNegotiationEventMessage ACCEPTED".
 std::string_view to_string(MessageKind kind);
 

@@ -5,11 +5,10 @@
 // eclipse-dataspace-protocol-base/DataspaceProtocol), their examples, and the text of
 // "Contract Negotiation Protocol". Those artifacts changed during the 2025-1 cycle and do not all
 // agree; where they differ we accept what any of them documents (and write the most common
-// form). The readings, also listed in docs/architecture.md:
+// form). The readings, also listed in docs/architecture.md (R1, R9 and R10 hold for every DSP
+// message; protocol/dsp_json.h, which reads them, has their text):
 //
-//  R1 "@context": the schema wants an array of strings that includes the 2025-1 context. A
-//     single string equal to it means the same in JSON-LD and is accepted too; we write the
-//     array.
+//  R1 "@context": an array of strings that includes the 2025-1 context, or that string alone.
 //  R2 ContractRequestMessage.callbackAddress: the schema always requires it, but the HTTPS
 //     binding's counter-request example (the one with providerPid) has none, and the project's
 //     issue #200 asks to require it only on the initial request. Required without providerPid,
@@ -31,164 +30,23 @@
 //     body is policy/'s job.
 //  R8 "eventType" is "ACCEPTED" or "FINALIZED" (the 2025-1 schema's enum); the 2024-1 spelling
 //     "dspace:ACCEPTED" is refused like any other value.
-//  R9 "reason" (termination, error): when present, an array of at least one item of any JSON
-//     type (schema: minItems 1, items {}); kept as JSON.
-//  R10 Process ids and callback addresses are non-empty strings (the schema says string; an
-//     empty id names nothing). ContractNegotiationError is the exception: its pids are required
-//     but may be empty, since a refused message may have named none.
+//  R9 "reason" (termination, error): absent, or an array of at least one item of any JSON type.
+//  R10 Process ids and callback addresses are non-empty strings, except in
+//     ContractNegotiationError, whose pids may be empty.
 
 #include "protocol/negotiation_messages.h"
 
-#include <exception>
 #include <initializer_list>
 #include <utility>
 
 #include "common/time.h"
+#include "protocol/dsp_json.h"
 
 namespace dsx::protocol {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr size_t kMaxEcho = 64;  // bytes of a refused value repeated in an error message
-
-// `text` in quotes for an error message, cut at a UTF-8 character boundary when long (the
-// message may end up in a JSON reply, which must stay valid UTF-8).
-std::string quote(std::string_view text) {
-  if (text.size() <= kMaxEcho) return "\"" + std::string(text) + "\"";
-  size_t n = kMaxEcho;
-  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
-    --n;
-  return "\"" + std::string(text.substr(0, n)) + "...\"";
-}
-
-std::string describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-      return "a number";
-    case json::value_t::null:
-      return "null";
-    default:
-      return "not JSON";
-  }
-}
-
-Status bad(const std::string& field, std::string_view what) {
-  return Status::invalid_argument(field + ": " + std::string(what));
-}
-
-Status wrong_type(const std::string& field, std::string_view expected, const json& v) {
-  return bad(field, "expected " + std::string(expected) + ", not " + describe(v));
-}
-
-// The members of one JSON object, read with their path ("offer.@id") for error messages.
-class Fields {
- public:
-  Fields(const json& obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
-
-  std::string path(const char* key) const { return prefix_ + key; }
-  const json* find(const char* key) const {
-    auto it = obj_.find(key);
-    return it == obj_.end() ? nullptr : &*it;
-  }
-
-  // A required non-empty string.
-  Status id(const char* key, std::string& out) const {
-    const json* v = find(key);
-    if (!v) return bad(path(key), "missing");
-    return non_empty(key, *v, out);
-  }
-  // A non-empty string when present.
-  Status optional_id(const char* key, std::optional<std::string>& out) const {
-    out.reset();
-    const json* v = find(key);
-    if (!v) return Status::ok();
-    std::string s;
-    Status status = non_empty(key, *v, s);
-    if (status) out = std::move(s);
-    return status;
-  }
-  // A required string, possibly empty.
-  Status string(const char* key, std::string& out) const {
-    const json* v = find(key);
-    if (!v) return bad(path(key), "missing");
-    if (!v->is_string()) return wrong_type(path(key), "a string", *v);
-    out = v->get_ref<const std::string&>();
-    return Status::ok();
-  }
-  // Any string when present.
-  Status optional_string(const char* key, std::optional<std::string>& out) const {
-    out.reset();
-    const json* v = find(key);
-    if (!v) return Status::ok();
-    if (!v->is_string()) return wrong_type(path(key), "a string", *v);
-    out = v->get_ref<const std::string&>();
-    return Status::ok();
-  }
-  // "@type" equal to `expected`; `required` or else only checked when present.
-  Status type(std::string_view expected, bool required) const {
-    const json* v = find("@type");
-    if (!v) return required ? bad(path("@type"), "missing") : Status::ok();
-    if (!v->is_string()) return wrong_type(path("@type"), "a string", *v);
-    const std::string& t = v->get_ref<const std::string&>();
-    if (t != expected) return bad(path("@type"), quote(t) + " is not " + std::string(expected));
-    return Status::ok();
-  }
-  // R9: absent, or an array of at least one item.
-  Status reasons(const char* key, std::vector<json>& out) const {
-    out.clear();
-    const json* v = find(key);
-    if (!v) return Status::ok();
-    if (!v->is_array()) return wrong_type(path(key), "an array", *v);
-    if (v->empty()) return bad(path(key), "must hold at least one item when present");
-    out.assign(v->begin(), v->end());
-    return Status::ok();
-  }
-
- private:
-  Status non_empty(const char* key, const json& v, std::string& out) const {
-    if (!v.is_string()) return wrong_type(path(key), "a string", v);
-    if (v.get_ref<const std::string&>().empty()) return bad(path(key), "must not be empty");
-    out = v.get_ref<const std::string&>();
-    return Status::ok();
-  }
-
-  const json& obj_;
-  std::string prefix_;
-};
-
-// The parts every message shares: an object, "@context" (R1) and "@type".
-Status check_envelope(const json& doc, std::string_view type) {
-  if (!doc.is_object())
-    return bad("(root)", "a " + std::string(type) + " is a JSON object, not " + describe(doc));
-  auto ctx = doc.find("@context");
-  if (ctx == doc.end()) return bad("@context", "missing");
-  if (ctx->is_string()) {
-    const std::string& c = ctx->get_ref<const std::string&>();
-    if (c != kDspContext) return bad("@context", quote(c) + " is not " + quote(kDspContext));
-  } else if (ctx->is_array()) {
-    bool found = false;
-    for (size_t i = 0; i < ctx->size(); ++i) {
-      const json& c = (*ctx)[i];
-      if (!c.is_string()) return wrong_type("@context[" + std::to_string(i) + "]", "a string", c);
-      if (c.get_ref<const std::string&>() == kDspContext) found = true;
-    }
-    if (!found) return bad("@context", "must include " + quote(kDspContext));
-  } else {
-    return wrong_type("@context", "an array of strings", *ctx);
-  }
-  return Fields(doc, "").type(type, true);
-}
+using namespace detail;
 
 // R7: no rule of `policy` has its own target.
 Status check_rules(const json& policy, const std::string& prefix) {
@@ -211,21 +69,6 @@ Status check_rules(const json& policy, const std::string& prefix) {
     }
   }
   return Status::ok();
-}
-
-// Both process ids, as every message after the first carries them (R10).
-Status read_pids(const Fields& f, std::string& provider_pid, std::string& consumer_pid) {
-  Status s = f.id("providerPid", provider_pid);
-  if (s) s = f.id("consumerPid", consumer_pid);
-  return s;
-}
-
-// The optional explanation of a termination or an error (R9).
-Status read_explanation(const Fields& f, std::optional<std::string>& code,
-                        std::vector<json>& reason) {
-  Status s = f.optional_string("code", code);
-  if (s) s = f.reasons("reason", reason);
-  return s;
 }
 
 // The offer of a ContractRequestMessage (R3).
@@ -317,106 +160,45 @@ Result<ContractAgreementMessage> read_agreement(const json& doc) {
 }
 
 Result<ContractAgreementVerificationMessage> read_verification(const json& doc) {
-  if (Status s = check_envelope(doc, "ContractAgreementVerificationMessage"); !s) return s;
-  Fields f(doc, "");
-  ContractAgreementVerificationMessage m;
-  if (Status s = read_pids(f, m.provider_pid, m.consumer_pid); !s) return s;
-  return m;
+  return read_pids_message<ContractAgreementVerificationMessage>(
+      doc, "ContractAgreementVerificationMessage");
+}
+
+// R8.
+std::optional<NegotiationEvent> parse_event(std::string_view text) {
+  for (NegotiationEvent e : {NegotiationEvent::kAccepted, NegotiationEvent::kFinalized})
+    if (to_string(e) == text) return e;
+  return std::nullopt;
 }
 
 Result<ContractNegotiationEventMessage> read_event(const json& doc) {
   if (Status s = check_envelope(doc, "ContractNegotiationEventMessage"); !s) return s;
   Fields f(doc, "");
   ContractNegotiationEventMessage m;
-  std::string event;
   Status s = read_pids(f, m.provider_pid, m.consumer_pid);
-  if (s) s = f.string("eventType", event);
+  if (s) s = read_enum(f, "eventType", parse_event, "ACCEPTED or FINALIZED", m.event_type);
   if (!s) return s;
-  if (event == "ACCEPTED")
-    m.event_type = NegotiationEvent::kAccepted;
-  else if (event == "FINALIZED")
-    m.event_type = NegotiationEvent::kFinalized;
-  else
-    return bad("eventType", quote(event) + " is not ACCEPTED or FINALIZED");
   return m;
 }
 
 Result<ContractNegotiationTerminationMessage> read_termination(const json& doc) {
-  if (Status s = check_envelope(doc, "ContractNegotiationTerminationMessage"); !s) return s;
-  Fields f(doc, "");
-  ContractNegotiationTerminationMessage m;
-  Status s = read_pids(f, m.provider_pid, m.consumer_pid);
-  if (s) s = read_explanation(f, m.code, m.reason);
-  if (!s) return s;
-  return m;
+  return read_explained<ContractNegotiationTerminationMessage>(
+      doc, "ContractNegotiationTerminationMessage");
 }
 
 Result<ContractNegotiation> read_negotiation(const json& doc) {
-  if (Status s = check_envelope(doc, "ContractNegotiation"); !s) return s;
-  Fields f(doc, "");
-  ContractNegotiation m;
-  std::string state;
-  Status s = read_pids(f, m.provider_pid, m.consumer_pid);
-  if (s) s = f.string("state", state);
-  if (!s) return s;
-  std::optional<NegotiationState> parsed = parse_negotiation_state(state);
-  if (!parsed) return bad("state", quote(state) + " is not a contract negotiation state");
-  m.state = *parsed;
-  return m;
+  return read_process<ContractNegotiation>(doc, "ContractNegotiation", parse_negotiation_state,
+                                           "a contract negotiation state");
 }
 
 Result<ContractNegotiationError> read_error(const json& doc) {
-  if (Status s = check_envelope(doc, "ContractNegotiationError"); !s) return s;
-  Fields f(doc, "");
-  ContractNegotiationError m;
-  Status s = f.string("providerPid", m.provider_pid);  // R10: may be empty
-  if (s) s = f.string("consumerPid", m.consumer_pid);
-  if (s) s = read_explanation(f, m.code, m.reason);
-  if (!s) return s;
-  return m;
-}
-
-// Runs a reader; a JSON accessor misused on hostile input is a bug, but never a crash.
-template <typename T>
-Result<T> guarded(const char* what, Result<T> (*reader)(const json&), const json& doc) {
-  try {
-    return reader(doc);
-  } catch (const std::exception& e) {
-    return Status::invalid_argument(std::string("unreadable ") + what + ": " + e.what());
-  }
+  return read_explained<ContractNegotiationError>(doc, "ContractNegotiationError",
+                                                  /*error_body=*/true);
 }
 
 template <typename T>
 Result<NegotiationMessage> as_message(Result<T> r) {
-  if (!r) return r.status();
-  return NegotiationMessage(std::move(*r));
-}
-
-json envelope(std::string_view type) {
-  json j = json::object();
-  j["@context"] = json::array({std::string(kDspContext)});
-  j["@type"] = std::string(type);
-  return j;
-}
-
-// The envelope with both process ids, which every message after the first carries.
-json envelope(std::string_view type, const std::string& provider_pid,
-              const std::string& consumer_pid) {
-  json j = envelope(type);
-  j["providerPid"] = provider_pid;
-  j["consumerPid"] = consumer_pid;
-  return j;
-}
-
-void put(json& j, const char* key, const std::optional<std::string>& value) {
-  if (value) j[key] = *value;
-}
-
-json with_explanation(json j, const std::optional<std::string>& code,
-                      const std::vector<json>& reason) {
-  put(j, "code", code);
-  if (!reason.empty()) j["reason"] = json(reason);
-  return j;
+  return as_variant<NegotiationMessage>(std::move(r));
 }
 
 }  // namespace
@@ -466,12 +248,9 @@ Result<ContractNegotiationError> parse_contract_negotiation_error(const json& do
 }
 
 Result<NegotiationMessage> parse_negotiation_message(const json& doc) {
-  if (!doc.is_object())
-    return bad("(root)", "a contract negotiation message is a JSON object, not " + describe(doc));
-  auto t = doc.find("@type");
-  if (t == doc.end()) return bad("@type", "missing");
-  if (!t->is_string()) return wrong_type("@type", "a string", *t);
-  const std::string& type = t->get_ref<const std::string&>();
+  Result<std::string> t = message_type(doc, "a contract negotiation message");
+  if (!t) return t.status();
+  const std::string& type = *t;
   if (type == "ContractRequestMessage") return as_message(parse_contract_request_message(doc));
   if (type == "ContractOfferMessage") return as_message(parse_contract_offer_message(doc));
   if (type == "ContractAgreementMessage") return as_message(parse_contract_agreement_message(doc));
@@ -520,20 +299,15 @@ json to_json(const ContractNegotiationEventMessage& m) {
 }
 
 json to_json(const ContractNegotiationTerminationMessage& m) {
-  return with_explanation(
-      envelope("ContractNegotiationTerminationMessage", m.provider_pid, m.consumer_pid), m.code,
-      m.reason);
+  return write_explained("ContractNegotiationTerminationMessage", m);
 }
 
 json to_json(const ContractNegotiation& m) {
-  json j = envelope("ContractNegotiation", m.provider_pid, m.consumer_pid);
-  j["state"] = std::string(to_string(m.state));
-  return j;
+  return write_process("ContractNegotiation", m);
 }
 
 json to_json(const ContractNegotiationError& m) {
-  return with_explanation(envelope("ContractNegotiationError", m.provider_pid, m.consumer_pid),
-                          m.code, m.reason);
+  return write_explained("ContractNegotiationError", m);
 }
 
 json to_json(const NegotiationMessage& m) {

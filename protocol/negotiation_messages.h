@@ -13,11 +13,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "protocol/dsp.h"
 #include "protocol/negotiation.h"
 
 namespace dsx::protocol {
-
-inline constexpr std::string_view kDspContext = "https://w3id.org/dspace/2025/1/context.jsonld";
 
 // Consumer -> provider: start a negotiation (no providerPid) or counter an offer (providerPid).
 struct ContractRequestMessage {

@@ -7,11 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "common/json.h"
 #include "protocol/negotiation_messages.h"
+#include "test_util.h"
 
 using namespace dsx;
 using namespace dsx::protocol;
+using namespace dsx::protocol::testing;
 using json = nlohmann::json;
 
 namespace {
@@ -175,20 +176,6 @@ const char* kError = R"({
   "reason": ["The negotiation is FINALIZED."]
 })";
 
-using Check = std::function<Status(const json&)>;
-
-template <typename T>
-Check checker(Result<T> (*parse)(const json&)) {
-  return [parse](const json& doc) { return parse(doc).status(); };
-}
-
-// One kind of document: its example and its reader.
-struct DocKind {
-  const char* type;
-  const char* example;
-  Check check;
-};
-
 const std::vector<DocKind>& doc_kinds() {
   static const std::vector<DocKind> kinds = {
       {"ContractRequestMessage", kRequestInitial, checker(parse_contract_request_message)},
@@ -207,48 +194,7 @@ const std::vector<DocKind>& doc_kinds() {
 }
 
 const DocKind& doc_kind(const std::string& type) {
-  for (const DocKind& k : doc_kinds())
-    if (k.type == type) return k;
-  FAIL("no document kind " << type);
-  return doc_kinds().front();
-}
-
-// `doc` with the member at `pointer` set to `value`, or removed when `value` is nullopt.
-json edited(json doc, const std::string& pointer, const std::optional<json>& value) {
-  json::json_pointer p(pointer);
-  if (value)
-    doc[p] = *value;
-  else
-    doc[p.parent_pointer()].erase(p.back());
-  return doc;
-}
-
-// The message a reader refuses `doc` with ("" when it accepts it).
-std::string refusal(const Check& check, const json& doc) {
-  Status s = check(doc);
-  return s ? std::string() : s.message();
-}
-
-template <typename T>
-T parsed(Result<T> (*parse)(const json&), const char* text) {
-  Result<T> r = parse(json::parse(text));
-  INFO(r.status().message());
-  REQUIRE(r);
-  return std::move(*r);
-}
-
-// to_json, to text and back through the reader gives the same value.
-template <typename T>
-void check_round_trip(const T& value, Result<T> (*parse)(const json&), const char* type) {
-  json j = to_json(value);
-  CHECK(j.at("@type") == type);
-  CHECK(j.at("@context") == json::array({std::string(kDspContext)}));
-  Result<json> reread = parse_json_text(j.dump());
-  REQUIRE(reread);
-  Result<T> back = parse(*reread);
-  INFO(type << ": " << back.status().message());
-  REQUIRE(back);
-  CHECK(*back == value);
+  return find_kind(doc_kinds(), type);
 }
 
 constexpr auto kNone = std::nullopt;
@@ -308,37 +254,23 @@ TEST_CASE("the DSP 2025-1 example shapes parse and write back unchanged", "[prot
 }
 
 TEST_CASE("parse_negotiation_message picks the reader by @type", "[protocol]") {
-  struct Case {
-    const char* text;
-    MessageKind kind;
-  };
-  const std::vector<Case> cases = {
-      {kRequestInitial, K::kContractRequest},
-      {kRequestCounter, K::kContractRequest},
-      {kOfferInitial, K::kContractOffer},
-      {kAgreement, K::kContractAgreement},
-      {kVerification, K::kAgreementVerification},
-      {kEvent, K::kAcceptedEvent},
-      {kTermination, K::kTermination},
-  };
-  for (const Case& c : cases) {
-    Result<NegotiationMessage> m = parse_negotiation_message(json::parse(c.text));
-    INFO(c.text << "\n" << m.status().message());
-    REQUIRE(m);
-    CHECK(kind_of(*m) == c.kind);
-    CHECK(to_json(*m) == json::parse(c.text));
-  }
+  check_dispatch<NegotiationMessage, MessageKind>(parse_negotiation_message,
+                                                  "a contract negotiation message",
+                                                  {
+                                                      {kRequestInitial, K::kContractRequest},
+                                                      {kRequestCounter, K::kContractRequest},
+                                                      {kOfferInitial, K::kContractOffer},
+                                                      {kAgreement, K::kContractAgreement},
+                                                      {kVerification, K::kAgreementVerification},
+                                                      {kEvent, K::kAcceptedEvent},
+                                                      {kTermination, K::kTermination},
+                                                  });
   json finalized = edited(json::parse(kEvent), "/eventType", json("FINALIZED"));
   Result<NegotiationMessage> f = parse_negotiation_message(finalized);
   REQUIRE(f);
   CHECK(kind_of(*f) == K::kFinalizedEvent);
 
   // The dispatcher's own refusals; a known @type is refused by its reader.
-  CHECK(parse_negotiation_message(json::array()).status().message() ==
-        "(root): a contract negotiation message is a JSON object, not an array");
-  CHECK(parse_negotiation_message(json::object()).status().message() == "@type: missing");
-  CHECK(parse_negotiation_message(json{{"@type", 3}}).status().message() ==
-        "@type: expected a string, not a number");
   CHECK(parse_negotiation_message(json::parse(kNegotiation)).status().message() ==
         "@type: \"ContractNegotiation\" is not a contract negotiation message");
   CHECK(parse_negotiation_message(edited(json::parse(kEvent), "/consumerPid", kNone))
@@ -439,85 +371,25 @@ TEST_CASE("documented variants the readers accept", "[protocol]") {
 }
 
 TEST_CASE("malformed messages are refused with the field's name", "[protocol]") {
-  struct Case {
-    const char* type;
-    json doc;
-    std::string message;
-  };
-  std::vector<Case> cases;
+  Refusals cases(doc_kinds());
   auto add = [&](const char* type, const char* base, const std::string& pointer,
                  std::optional<json> value, std::string message) {
-    cases.push_back({type, edited(json::parse(base), pointer, value), std::move(message)});
+    cases.add(type, base, pointer, std::move(value), std::move(message));
   };
-  const std::string ctx = "\"https://w3id.org/dspace/2025/1/context.jsonld\"";
-
-  // What every document shares: the envelope.
-  for (const DocKind& k : doc_kinds()) {
-    const std::string t = k.type;
-    add(k.type, k.example, "/@context", kNone, "@context: missing");
-    add(k.type, k.example, "/@context", json(5),
-        "@context: expected an array of strings, not a number");
-    add(k.type, k.example, "/@context", json::object(),
-        "@context: expected an array of strings, not an object");
-    add(k.type, k.example, "/@context",
-        json::array({"https://w3id.org/dspace/2024/1/context.json"}),
-        "@context: must include " + ctx);
-    add(k.type, k.example, "/@context", json::array(), "@context: must include " + ctx);
-    add(k.type, k.example, "/@context", json::array({std::string(kDspContext), 7}),
-        "@context[1]: expected a string, not a number");
-    add(k.type, k.example, "/@context", json("https://w3id.org/dspace/2024/1/context.json"),
-        "@context: \"https://w3id.org/dspace/2024/1/context.json\" is not " + ctx);
-    add(k.type, k.example, "/@type", kNone, "@type: missing");
-    add(k.type, k.example, "/@type", json::array({t}), "@type: expected a string, not an array");
-    add(k.type, k.example, "/@type", json("dspace:" + t),
-        "@type: \"dspace:" + t + "\" is not " + t);
-    add(k.type, k.example, "/@type", json("ContractNegotiationMessage"),
-        "@type: \"ContractNegotiationMessage\" is not " + t);
-    cases.push_back({k.type, json::array(), "(root): a " + t + " is a JSON object, not an array"});
-    cases.push_back({k.type, json("x"), "(root): a " + t + " is a JSON object, not a string"});
-    cases.push_back({k.type, json(nullptr), "(root): a " + t + " is a JSON object, not null"});
-  }
-
-  // Required process ids: present, strings, not empty.
-  const std::vector<std::pair<const char*, std::vector<const char*>>> required_ids = {
-      {"ContractRequestMessage", {"consumerPid"}},
-      {"ContractOfferMessage", {"providerPid"}},
-      {"ContractAgreementMessage", {"providerPid", "consumerPid"}},
-      {"ContractAgreementVerificationMessage", {"providerPid", "consumerPid"}},
-      {"ContractNegotiationEventMessage", {"providerPid", "consumerPid"}},
-      {"ContractNegotiationTerminationMessage", {"providerPid", "consumerPid"}},
-      {"ContractNegotiation", {"providerPid", "consumerPid"}},
-  };
-  for (const auto& [type, fields] : required_ids) {
-    const char* base = doc_kind(type).example;
-    for (std::string f : fields) {
-      add(type, base, "/" + f, kNone, f + ": missing");
-      add(type, base, "/" + f, json(1), f + ": expected a string, not a number");
-      add(type, base, "/" + f, json(nullptr), f + ": expected a string, not null");
-      add(type, base, "/" + f, json::array({"urn:x"}), f + ": expected a string, not an array");
-      add(type, base, "/" + f, json(""), f + ": must not be empty");
-    }
-  }
-  // Optional ids and addresses: strings, not empty, when present.
-  const std::vector<std::pair<const char*, std::vector<const char*>>> optional_ids = {
-      {"ContractRequestMessage", {"providerPid", "callbackAddress"}},
-      {"ContractOfferMessage", {"consumerPid", "callbackAddress"}},
-      {"ContractAgreementMessage", {"callbackAddress"}},
-  };
-  for (const auto& [type, fields] : optional_ids) {
-    const char* base = doc_kind(type).example;
-    for (std::string f : fields) {
-      add(type, base, "/" + f, json(false), f + ": expected a string, not a boolean");
-      add(type, base, "/" + f, json::object(), f + ": expected a string, not an object");
-      add(type, base, "/" + f, json(""), f + ": must not be empty");
-    }
-  }
-  // The error's pids: required strings, possibly empty.
-  for (std::string f : {"providerPid", "consumerPid"}) {
-    add("ContractNegotiationError", kError, "/" + f, kNone, f + ": missing");
-    add("ContractNegotiationError", kError, "/" + f, json(2),
-        f + ": expected a string, not a number");
-  }
+  cases.add_envelopes("ContractNegotiationMessage");
+  for (const char* type : {"ContractAgreementMessage", "ContractAgreementVerificationMessage",
+                           "ContractNegotiationEventMessage",
+                           "ContractNegotiationTerminationMessage", "ContractNegotiation"})
+    cases.add_required_ids(type, {"providerPid", "consumerPid"});
+  cases.add_required_ids("ContractRequestMessage", {"consumerPid"});
+  cases.add_required_ids("ContractOfferMessage", {"providerPid"});
+  cases.add_optional_ids("ContractRequestMessage", {"providerPid", "callbackAddress"});
+  cases.add_optional_ids("ContractOfferMessage", {"consumerPid", "callbackAddress"});
+  cases.add_optional_ids("ContractAgreementMessage", {"callbackAddress"});
+  cases.add_error_ids("ContractNegotiationError");
+  cases.add_explanation("ContractNegotiationTerminationMessage");
+  cases.add_explanation("ContractNegotiationError");
+  cases.add_states("ContractNegotiation", "a contract negotiation state");
 
   // ContractRequestMessage.
   const char* rq = "ContractRequestMessage";
@@ -542,14 +414,10 @@ TEST_CASE("malformed messages are refused with the field's name", "[protocol]") 
   add(rq, kRequestInitial, "/offer/permission/0/target", json("urn:data:2"),
       "offer.permission[0].target: a rule inside a DSP offer or agreement has no target of its "
       "own (the policy's target applies)");
-  cases.push_back({rq,
-                   edited(json::parse(kRequestInitial), "/offer",
-                          json{{"@id", "urn:offer:1"}, {"@type", "Set"}}),
-                   "offer.@type: \"Set\" is not Offer"});
-  cases.push_back(
-      {rq,
-       edited(json::parse(kRequestInitial), "/offer", json{{"@id", "urn:offer:1"}, {"target", 5}}),
-       "offer.target: expected a string, not a number"});
+  add(rq, kRequestInitial, "/offer", json{{"@id", "urn:offer:1"}, {"@type", "Set"}},
+      "offer.@type: \"Set\" is not Offer");
+  add(rq, kRequestInitial, "/offer", json{{"@id", "urn:offer:1"}, {"target", 5}},
+      "offer.target: expected a string, not a number");
 
   // ContractOfferMessage.
   const char* of = "ContractOfferMessage";
@@ -607,32 +475,7 @@ TEST_CASE("malformed messages are refused with the field's name", "[protocol]") 
   add(ev, kEvent, "/eventType", json("TERMINATED"),
       "eventType: \"TERMINATED\" is not ACCEPTED or FINALIZED");
 
-  // Termination and error: code and reason.
-  for (const char* type : {"ContractNegotiationTerminationMessage", "ContractNegotiationError"}) {
-    const char* base = doc_kind(type).example;
-    add(type, base, "/code", json(99), "code: expected a string, not a number");
-    add(type, base, "/code", json(nullptr), "code: expected a string, not null");
-    add(type, base, "/reason", json("too late"), "reason: expected an array, not a string");
-    add(type, base, "/reason", json::object(), "reason: expected an array, not an object");
-    add(type, base, "/reason", json::array(), "reason: must hold at least one item when present");
-  }
-
-  // ContractNegotiation.
-  const char* cn = "ContractNegotiation";
-  add(cn, kNegotiation, "/state", kNone, "state: missing");
-  add(cn, kNegotiation, "/state", json(2), "state: expected a string, not a number");
-  add(cn, kNegotiation, "/state", json("DONE"),
-      "state: \"DONE\" is not a contract negotiation state");
-  add(cn, kNegotiation, "/state", json("requested"),
-      "state: \"requested\" is not a contract negotiation state");
-  add(cn, kNegotiation, "/state", json("dspace:REQUESTED"),
-      "state: \"dspace:REQUESTED\" is not a contract negotiation state");
-
-  for (const Case& c : cases) {
-    INFO(c.type << ": " << c.doc.dump());
-    CHECK(refusal(doc_kind(c.type).check, c.doc) == c.message);
-  }
-  CHECK(cases.size() > 200);
+  CHECK(cases.check() > 200);
 }
 
 TEST_CASE("refusals quote long values cut at a character boundary", "[protocol]") {
@@ -652,19 +495,6 @@ TEST_CASE("refusals quote long values cut at a character boundary", "[protocol]"
 }
 
 TEST_CASE("the readers never throw, whatever stands in any member", "[protocol]") {
-  const std::vector<json> values = {nullptr,
-                                    true,
-                                    0,
-                                    -1,
-                                    1.5,
-                                    "",
-                                    "x",
-                                    json::array(),
-                                    json::object(),
-                                    json::array({nullptr}),
-                                    json{{"@id", 1}},
-                                    json::array({json::object(), 3}),
-                                    json(std::string(kDspContext))};
   std::vector<std::string> pointers = {
       "/@context",  "/@context/0", "/@type", "/providerPid", "/consumerPid", "/callbackAddress",
       "/eventType", "/state",      "/code",  "/reason",      "/reason/0"};
@@ -673,24 +503,7 @@ TEST_CASE("the readers never throw, whatever stands in any member", "[protocol]"
          {"", "/@id", "/@type", "/target", "/assigner", "/assignee", "/timestamp", "/permission",
           "/permission/0", "/permission/0/target", "/prohibition", "/obligation"})
       pointers.push_back(std::string(container) + member);
-  size_t tried = 0;
-  for (const DocKind& k : doc_kinds()) {
-    for (const std::string& pointer : pointers) {
-      for (const json& value : values) {
-        json doc = json::parse(k.example);
-        json::json_pointer p(pointer);
-        if (!doc.contains(p.parent_pointer())) continue;
-        const json& parent = doc[p.parent_pointer()];
-        if (!parent.is_object() && !parent.is_array()) continue;
-        doc[p] = value;
-        INFO(k.type << " " << pointer << " = " << value.dump());
-        CHECK_NOTHROW(k.check(doc));
-        CHECK_NOTHROW(parse_negotiation_message(doc));
-        ++tried;
-      }
-    }
-  }
-  CHECK(tried > 500);
+  CHECK(check_readers_never_throw(doc_kinds(), pointers, checker(parse_negotiation_message)) > 500);
 }
 
 TEST_CASE("state, role and message names", "[protocol]") {
@@ -716,13 +529,7 @@ TEST_CASE("state, role and message names", "[protocol]") {
 TEST_CASE("the full transition table of the DSP 2025-1 negotiation machine", "[protocol]") {
   // Written out from the DSP 2025-1 text and figure, independently of negotiation.cpp: every
   // valid (state, message, sender) and the state it leads to. Everything else is invalid.
-  struct Row {
-    std::optional<NegotiationState> from;
-    MessageKind kind;
-    Role sender;
-    NegotiationState to;
-  };
-  const std::vector<Row> valid = {
+  const std::vector<Transition<NegotiationState, MessageKind>> valid = {
       {kNone, K::kContractRequest, kC, S::kRequested},         // consumer starts
       {S::kOffered, K::kContractRequest, kC, S::kRequested},   // counter-request
       {kNone, K::kContractOffer, kP, S::kOffered},             // provider starts
@@ -745,49 +552,12 @@ TEST_CASE("the full transition table of the DSP 2025-1 negotiation machine", "[p
       {S::kVerified, K::kTermination, kP, S::kTerminated},
   };
 
-  std::vector<std::optional<NegotiationState>> froms = {std::nullopt};
-  for (NegotiationState s : kNegotiationStates)
-    froms.push_back(s);
-
-  size_t accepted = 0, refused = 0;
-  for (const auto& from : froms) {
-    for (MessageKind kind : kMessageKinds) {
-      for (Role sender : kRoles) {
-        const Row* row = nullptr;
-        for (const Row& r : valid)
-          if (r.from == from && r.kind == kind && r.sender == sender) row = &r;
-        Result<NegotiationState> next = next_state(from, kind, sender);
-        std::string where =
-            from ? "in state " + std::string(to_string(*from)) : "without a negotiation";
-        INFO(to_string(kind) << " from the " << to_string(sender) << " " << where << ": "
-                             << next.status().message());
-        if (row) {
-          REQUIRE(next);
-          CHECK(*next == row->to);
-          ++accepted;
-        } else {
-          REQUIRE_FALSE(next);
-          CHECK(next.status().code() == Status::Code::kFailedPrecondition);
-          // The refusal says which message, from whom, where.
-          CHECK(next.status().message().rfind(std::string(to_string(kind)) + " from the " +
-                                                  std::string(to_string(sender)) + " " + where +
-                                                  ": ",
-                                              0) == 0);
-          ++refused;
-        }
-      }
-    }
-  }
-  CHECK(accepted == valid.size());
-  CHECK(accepted + refused == 8 * 7 * 2);
-  CHECK(refused == 93);
+  CHECK(check_transitions(kNegotiationStates, kMessageKinds, valid, "without a negotiation") == 93);
 }
 
 TEST_CASE("refused transitions say why", "[protocol]") {
   auto why = [](std::optional<NegotiationState> from, MessageKind kind, Role sender) {
-    Result<NegotiationState> r = next_state(from, kind, sender);
-    REQUIRE_FALSE(r);
-    return r.status().message();
+    return refusal_of(from, kind, sender);
   };
   CHECK(why(S::kAgreed, K::kAgreementVerification, kP) ==
         "ContractAgreementVerificationMessage from the provider in state AGREED: only the "
@@ -822,13 +592,7 @@ TEST_CASE("refused transitions say why", "[protocol]") {
 TEST_CASE("whole negotiations run through the machine", "[protocol]") {
   auto run = [](std::optional<NegotiationState> state,
                 const std::vector<std::pair<MessageKind, Role>>& steps) {
-    for (const auto& [kind, sender] : steps) {
-      Result<NegotiationState> next = next_state(state, kind, sender);
-      INFO(next.status().message());
-      REQUIRE(next);
-      state = *next;
-    }
-    return state;
+    return run_machine(state, steps);
   };
   // Request, agreement at once.
   CHECK(run(kNone, {{K::kContractRequest, kC},
@@ -851,33 +615,11 @@ TEST_CASE("whole negotiations run through the machine", "[protocol]") {
 
 TEST_CASE("repeat candidates are the messages that produced the state", "[protocol]") {
   // Written out independently: the (message, sender) pairs whose retry may arrive in each state.
-  struct Row {
-    NegotiationState state;
-    MessageKind kind;
-    Role sender;
-  };
-  const std::vector<Row> repeats = {
+  const std::vector<Repeat<NegotiationState, MessageKind>> repeats = {
       {S::kRequested, K::kContractRequest, kC},      {S::kOffered, K::kContractOffer, kP},
       {S::kAccepted, K::kAcceptedEvent, kC},         {S::kAgreed, K::kContractAgreement, kP},
       {S::kVerified, K::kAgreementVerification, kC}, {S::kFinalized, K::kFinalizedEvent, kP},
       {S::kTerminated, K::kTermination, kC},         {S::kTerminated, K::kTermination, kP},
   };
-  size_t candidates = 0;
-  for (NegotiationState state : kNegotiationStates) {
-    for (MessageKind kind : kMessageKinds) {
-      for (Role sender : kRoles) {
-        bool expected = false;
-        for (const Row& r : repeats)
-          if (r.state == state && r.kind == kind && r.sender == sender) expected = true;
-        INFO(to_string(kind) << " from the " << to_string(sender) << " in " << to_string(state));
-        CHECK(is_repeat_candidate(state, kind, sender) == expected);
-        // The machine has no self-loops: a repeat is never a transition of its own.
-        if (expected) {
-          CHECK_FALSE(next_state(state, kind, sender));
-          ++candidates;
-        }
-      }
-    }
-  }
-  CHECK(candidates == repeats.size());
+  check_repeat_candidates(kNegotiationStates, kMessageKinds, repeats);
 }
