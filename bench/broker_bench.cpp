@@ -85,6 +85,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_broker.h"
 #include "bench/stats.h"
 #include "broker/broker.h"
 #include "broker/config.h"
@@ -129,12 +130,6 @@ struct Options {
   bool run_handshakes = true, run_catalog = true, run_memory = true;
 };
 
-double cpu_seconds(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 // user + system CPU seconds of another process.
 double process_cpu_seconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -162,55 +157,7 @@ double rss_kib(const std::string& who) {
   fail("no VmRSS in /proc/" + who + "/status");
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-void name_thread(const char* name) {
-  pthread_setname_np(pthread_self(), name);
-}
-
-// Collects the first error of several threads.
-class FirstError {
- public:
-  void set(const std::string& why) {
-    std::lock_guard lock(mutex_);
-    if (why_.empty()) why_ = why;
-  }
-  void throw_if_set(const std::string& what) {
-    std::lock_guard lock(mutex_);
-    if (!why_.empty()) fail(what + ": " + why_);
-  }
-
- private:
-  std::mutex mutex_;
-  std::string why_;
-};
-
 // ---- the temp dir and the data space's certificates -----------------------------------------
-
-// The temp dir of the run, removed with everything in it at the end.
-class TempDir {
- public:
-  explicit TempDir(const std::string& parent) {
-    std::string templ = parent + "/dsx-broker-bench-XXXXXX";
-    if (!mkdtemp(templ.data())) fail("cannot create a temp dir under " + parent);
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // A CA, the broker's certificate (for 127.0.0.1), a provider in DE and a consumer in NL (every
 // offer the bench publishes allows DE and NL), all P-256 as `dsx certs` issues by default.
@@ -536,46 +483,6 @@ SSL_SESSION* fetch_session(SSL_CTX* ctx, uint16_t port, bool http) {
 }
 
 // ---- the broker in this process --------------------------------------------------------------
-
-// The broker as `dsx broker` runs it with the default settings (2 I/O threads, 4 workers), on
-// port 0, its structured log written to /dev/null (it is built and written as in production).
-class InProcessBroker {
- public:
-  InProcessBroker(const Pki& pki, const fs::path& data) : log_(std::fopen("/dev/null", "w")) {
-    broker::BrokerConfig c;
-    c.listen_host = kHost;
-    c.listen_port = 0;
-    c.cert_dir = pki.broker;
-    c.crl_file = pki.ca / "crl.pem";
-    c.data_dir = data;
-    config_ = c;
-    auto b = broker::Broker::create(c, log_, clock_);
-    if (!b) fail("starting the broker: " + b.status().message());
-    broker_ = std::move(*b);
-    thread_ = std::thread([this] {
-      name_thread("broker-io");
-      broker_->run();
-    });
-  }
-  ~InProcessBroker() {
-    broker_->stop();
-    thread_.join();
-    broker_.reset();
-    if (log_) std::fclose(log_);
-  }
-  InProcessBroker(const InProcessBroker&) = delete;
-  InProcessBroker& operator=(const InProcessBroker&) = delete;
-
-  uint16_t port() const { return broker_->port(); }
-  const broker::BrokerConfig& config() const { return config_; }
-
- private:
-  std::FILE* log_;
-  SystemClock clock_;
-  broker::BrokerConfig config_;
-  std::unique_ptr<broker::Broker> broker_;
-  std::thread thread_;
-};
 
 // ---- (1) handshakes --------------------------------------------------------------------------
 
@@ -1229,7 +1136,7 @@ void run(const Options& o) {
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
   signal(SIGPIPE, SIG_IGN);  // a server closing first is an error value, not a signal
-  TempDir tmp(o.dir);
+  TempDir tmp(o.dir, "broker-bench");
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
   std::printf(
@@ -1241,7 +1148,7 @@ void run(const Options& o) {
   const Pki pki = make_pki(tmp.path());
   const auto t0 = SteadyClock::now();
   if (o.run_handshakes || o.run_catalog) {
-    InProcessBroker broker(pki, tmp.path() / "data");
+    InProcessBroker broker({}, pki.broker, pki.ca, tmp.path() / "data");
     if (o.run_handshakes) section_handshakes(o, pki, broker, tmp.path());
     if (o.run_catalog) section_catalog(o, pki, broker);
   }

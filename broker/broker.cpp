@@ -30,8 +30,10 @@ struct Broker::Parts {
   const Clock& clock;
   Logger logger;
   Metrics metrics;
-  std::unique_ptr<provenance::Log> log;
+  // The store outlives the log: closing the log finishes queued appends, whose callbacks drop
+  // their entries from the store's outbox.
   std::unique_ptr<Store> store;
+  std::unique_ptr<provenance::Log> log;
   std::unique_ptr<TlsContexts> tls;
   Router router;
   std::unique_ptr<Catalog> catalog;

@@ -3,7 +3,7 @@
 // that work out of the box. docs/operations.md lists every key. Plain value.
 //
 //   {"listen": "127.0.0.1:8443", "data": "./dsx-data", "cert": "broker-cert/",
-//    "crl": "ca/crl.pem", "tls12": false, "ioThreads": 2, "workerThreads": 4,
+//    "crl": "ca/crl.pem", "tls12": false, "ioThreads": 2, "workerThreads": 32,
 //    "limits": {"maxBodyBytes": 1048576, "maxHeaderBytes": 8192, "readTimeoutSeconds": 10,
 //               "idleTimeoutSeconds": 60, "handshakeTimeoutSeconds": 10,
 //               "maxConnections": 10000, "maxConnectionsPerParticipant": 64},
@@ -36,7 +36,7 @@ struct BrokerConfig {
   std::filesystem::path crl_file;  // empty: no CRL (a warning at start-up)
   bool allow_tls12 = false;
   uint32_t io_threads = 2;
-  uint32_t worker_threads = 4;
+  uint32_t worker_threads = 32;
   uint32_t crl_check_interval_ms = 1000;
   Limits limits;
   uint32_t catalog_page_size = 50;

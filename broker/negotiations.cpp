@@ -28,7 +28,9 @@
 
 #include "broker/negotiations.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 #include <variant>
 
 #include "broker/policy_inputs.h"
@@ -263,21 +265,44 @@ Negotiations::Negotiations(const BrokerConfig& config, Store& store, provenance:
       clock_(clock),
       broker_id_(std::move(broker_id)) {}
 
-Status Negotiations::append_pending(const std::vector<uint64_t>& ids,
-                                    const std::vector<std::string>& entries) {
+namespace {
+
+// A provenance entry from the JSON text the outbox keeps.
+provenance::Entry entry_of(const std::string& text, Instant fallback) {
+  auto doc = json::parse(text, nullptr, false);
+  provenance::Entry e;
+  if (!doc.is_object()) return e;
+  e.time = parse_xsd_date_time(doc.value("time", "")).value_or(fallback);
+  e.actor = doc.value("actor", "");
+  e.action = doc.value("action", "");
+  e.subjects = doc.value("subjects", std::vector<std::string>());
+  e.details = doc.value("details", json::object());
+  return e;
+}
+
+// The canonical bytes of an entry without its seq: equal for the same entry wherever it is.
+std::string unnumbered(provenance::Entry e) {
+  e.seq = 0;
+  auto text = provenance::canonical(e);
+  return text ? *text : "";
+}
+
+}  // namespace
+
+std::mutex& Negotiations::stripe(const std::string& key) {
+  return stripes_[std::hash<std::string>()(key) % stripes_.size()];
+}
+
+void Negotiations::append_later(const std::vector<uint64_t>& ids,
+                                const std::vector<std::string>& entries) {
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto doc = json::parse(entries[i], nullptr, false);
-    provenance::Entry e;
-    e.time = parse_xsd_date_time(doc.value("time", "")).value_or(clock_.now());
-    e.actor = doc.value("actor", "");
-    e.action = doc.value("action", "");
-    e.subjects = doc.value("subjects", std::vector<std::string>());
-    e.details = doc.value("details", json::object());
-    auto receipt = log_.append(e);
-    if (!receipt) return receipt.status();
-    if (Status s = store_.log_entry_done(ids[i]); !s) return s;
+    Store* store = &store_;  // outlives the log (broker.cpp): the callback may run at its close
+    log_.append_async(entry_of(entries[i], clock_.now()),
+                      [store, id = ids[i]](Result<provenance::Receipt> r) {
+                        // A failed append stays in the outbox: the next start-up appends it.
+                        if (r) (void)store->log_entry_done(id);
+                      });
   }
-  return Status::ok();
 }
 
 Status Negotiations::commit(Transition& t) {
@@ -285,32 +310,59 @@ Status Negotiations::commit(Transition& t) {
   if (!ids) return ids.status();
   for (const StoredEvent& e : t.events)
     events_.notify(e.recipient);
-  return append_pending(*ids, t.log_entries);
+  append_later(*ids, t.log_entries);
+  return Status::ok();
 }
 
 Status Negotiations::recover() {
   auto pending = store_.pending_log_entries();
   if (!pending) return pending.status();
-  std::vector<uint64_t> ids;
-  std::vector<std::string> entries;
-  for (auto& p : *pending) {
-    ids.push_back(p.id);
-    entries.push_back(std::move(p.entry));
+  if (!pending->empty()) {
+    // A crash between an append and the deletion of its outbox row leaves an entry that is
+    // already in the log: those are among the log's newest entries, no older than the oldest
+    // pending one (less a margin for clocks that stepped back). Append the others.
+    std::vector<provenance::Entry> entries;
+    Instant oldest = clock_.now();
+    for (const PendingLogEntry& p : *pending) {
+      entries.push_back(entry_of(p.entry, clock_.now()));
+      oldest = std::min(oldest, entries.back().time);
+    }
+    const long long cutoff = oldest.to_unix_nanos() - 600LL * 1'000'000'000LL;
+    std::unordered_set<std::string> in_log;
+    for (uint64_t i = log_.size(); i > 0; --i) {
+      auto text = log_.entry_text(i - 1);
+      if (!text) return text.status();
+      auto e = provenance::parse_entry(*text);
+      if (!e) return e.status();
+      if (e->time.to_unix_nanos() < cutoff) break;
+      in_log.insert(unnumbered(*e));
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (!in_log.count(unnumbered(entries[i]))) {
+        auto receipt = log_.append(entries[i]);
+        if (!receipt) return receipt.status();
+      }
+      if (Status s = store_.log_entry_done((*pending)[i].id); !s) return s;
+    }
   }
-  if (Status s = append_pending(ids, entries); !s) return s;
   auto expired = expire_idle();
   return expired ? Status::ok() : expired.status();
 }
 
 Result<size_t> Negotiations::expire_idle() {
-  std::lock_guard lock(mutex_);
   const Instant now = clock_.now();
   const Instant before = Instant::from_unix_nanos(
       now.to_unix_nanos() -
       static_cast<long long>(config_.negotiation_timeout_seconds) * 1'000'000'000LL);
   auto idle = store_.negotiations_idle_since(before);
   if (!idle) return idle.status();
-  for (StoredNegotiation& n : *idle) {
+  size_t expired = 0;
+  for (const StoredNegotiation& candidate : *idle) {
+    std::lock_guard lock(stripe(candidate.provider_pid));
+    auto again = store_.negotiation(candidate.provider_pid);  // a message may have come since
+    if (!again) return again.status();
+    if (!*again || (*again)->updated != candidate.updated) continue;
+    StoredNegotiation n = std::move(**again);
     const std::string reason = "timed out: no message for " +
                                std::to_string(config_.negotiation_timeout_seconds) +
                                " seconds in state " + n.state;
@@ -330,8 +382,9 @@ Result<size_t> Negotiations::expire_idle() {
         now, broker_id_, "negotiation.terminated", {n.provider_pid, n.dataset},
         {{"by", "broker"}, {"code", "timed-out"}, {"previousState", was}, {"reasons", {reason}}}));
     if (Status s = commit(t); !s) return s;
+    ++expired;
   }
-  return idle->size();
+  return expired;
 }
 
 void Negotiations::add_routes(Router& router) {
@@ -401,7 +454,7 @@ HttpResponse Negotiations::request(const HttpRequest& r, const Caller& c) {
   const auto& [purpose, declared] = std::get<std::pair<std::string, json>>(ext);
   const std::string& me = c.identity.participant_id;
 
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(stripe(me + " " + cpid));
   auto existing = store_.negotiation_by_consumer_pid(me, cpid);
   if (!existing) return status_response(existing.status(), kError, "store-failed");
   if (*existing) {  // a repeated request: the same answer
@@ -499,7 +552,7 @@ HttpResponse Negotiations::receive(const HttpRequest& r, const Caller& c, const 
     doc = std::move(std::get<json>(body));
   }
   const std::string& me = c.identity.participant_id;
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(stripe(pid));
   auto found = store_.negotiation(pid);
   if (!found) return status_response(found.status(), kError, "store-failed");
   if (!is_party(*found, me))
@@ -819,7 +872,11 @@ HttpResponse Negotiations::retire(const HttpRequest& r, const Caller& c, const s
                           {"reason: required, a non-empty string saying why"});
   const std::string reason = doc["reason"];
   const std::string& me = c.identity.participant_id;
-  std::lock_guard lock(mutex_);
+  auto first = store_.agreement(id);  // for its negotiation, whose lock guards it too
+  if (!first) return status_response(first.status(), "Error", "store-failed");
+  if (!is_party(*first, me))
+    return error_response(404, "Error", "not-found", {"no agreement " + id});
+  std::lock_guard lock(stripe((*first)->provider_pid));
   auto found = store_.agreement(id);
   if (!found) return status_response(found.status(), "Error", "store-failed");
   if (!is_party(*found, me))

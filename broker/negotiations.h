@@ -8,9 +8,14 @@
 // entries are appended to the log after the commit, and again at start-up if the broker stopped
 // in between. So nothing is sent that is not recorded, and a restart loses nothing.
 //
-// Thread-safe: handlers run on the worker pool; transitions take one mutex, so two messages
-// for the same negotiation never interleave. Calls block on SQLite and on the log.
+// Thread-safe: handlers run on the worker pool. A transition holds the lock of its negotiation
+// (one of kStripes mutexes, by providerPid; a first request by consumer and consumerPid) from
+// reading the state to the durable commit, so two messages for one negotiation never interleave
+// while different negotiations proceed side by side and share the store's group commits. The
+// reply waits for the store's commit, not for the log: the entries are durable in the outbox
+// and reach the log a moment later. Calls block on SQLite.
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,10 +62,11 @@ class Negotiations {
   nlohmann::json agreement_view(const StoredAgreement& a);
   HttpResponse retire(const HttpRequest& r, const Caller& c, const std::string& id);
 
-  // Commits `t`, wakes the recipients' channels, appends its log entries.
+  // Commits `t` (durable on return), wakes the recipients' channels, and queues its log entries.
   Status commit(Transition& t);
-  // Appends outbox entries to the log, dropping each from the outbox once it is durable there.
-  Status append_pending(const std::vector<uint64_t>& ids, const std::vector<std::string>& entries);
+  // Queues outbox entries for the log; each leaves the outbox once it is durable there.
+  void append_later(const std::vector<uint64_t>& ids, const std::vector<std::string>& entries);
+  std::mutex& stripe(const std::string& key);
 
   const BrokerConfig& config_;
   Store& store_;
@@ -71,7 +77,9 @@ class Negotiations {
   const Clock& clock_;
   const std::string broker_id_;  // the actor of the broker's own entries
 
-  std::mutex mutex_;  // held across each read-decide-commit of a negotiation or agreement
+  // One is held across each read-decide-commit of a negotiation (and of its agreement).
+  static constexpr size_t kStripes = 64;
+  std::array<std::mutex, kStripes> stripes_;
 };
 
 }  // namespace dsx::broker

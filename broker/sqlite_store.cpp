@@ -1,5 +1,4 @@
-// The embedded store: one SQLite file (WAL, synchronous=FULL), one connection behind a mutex
-// (the broker's writes are few and small next to the provenance log's).
+// The embedded store: one SQLite file (WAL, synchronous=FULL).
 //
 //   datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE, provider TEXT, body TEXT,
 //            withdrawn TEXT NULL)
@@ -11,28 +10,141 @@
 //   log_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT)
 // AUTOINCREMENT: an event id is never reused, even after the newest events were acknowledged
 // and deleted, so a connector that remembers handled ids never mistakes a new event for an old
-// one. A transition (negotiation + agreement + events + log entries) is one transaction.
+// one.
+//
+// Group commit. A transition (negotiation + agreement + events + log entries) is what a caller
+// waits for, and each must be durable before its reply goes out; one fsync each would cap the
+// broker at the disk's fsync rate (docs/performance.md, "Contract negotiation"). So commit()
+// queues the transition and waits; one committer thread takes everything queued, writes it in
+// one transaction (each transition inside its own SAVEPOINT, so a failing one fails alone),
+// commits once, and wakes the callers. Under load many transitions share one fsync; alone, a
+// transition waits for exactly one.
+//
+// Acknowledged events and outbox entries already in the log are deleted by the same committer,
+// in its next transaction; their callers do not wait. Until then they are hidden from reads
+// (acked_, dropped_), so no one sees them again. A crash before that deletion loses nothing:
+// the event is sent once more (connectors drop ids they handled), the entry is found already in
+// the log at start-up (Negotiations::recover).
+//
+// Reads go through a few read-only connections of their own (WAL: readers see the last commit
+// and never wait for the writer). Statements are prepared once per connection and reused.
 #include <sqlite3.h>
 
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "broker/store.h"
 
 namespace dsx::broker {
 namespace {
 
-class SqliteStore final : public Store {
+// One SQLite connection and its prepared statements. Not thread-safe: its owner locks.
+class Connection {
  public:
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  Connection() = default;
+  ~Connection() {
+    for (auto& [sql, stmt] : cache_)
+      sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   Status open(const std::string& path) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
         SQLITE_OK)
       return error("opening " + path);
     sqlite3_busy_timeout(db_, 5000);
-    return exec(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    return Status::ok();
+  }
+
+  // A cached statement, reset and unbound when the handle goes.
+  class Stmt {
+   public:
+    explicit Stmt(sqlite3_stmt* s) : stmt_(s) {}
+    ~Stmt() {
+      if (!stmt_) return;
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    sqlite3_stmt* get() const { return stmt_; }
+    void text(int i, const std::string& v) {
+      sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+    void int64(int i, uint64_t v) { sqlite3_bind_int64(stmt_, i, static_cast<sqlite3_int64>(v)); }
+    int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
+    std::string column(int i) const {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : "";
+    }
+    uint64_t column_u64(int i) const {
+      return static_cast<uint64_t>(sqlite3_column_int64(stmt_, i));
+    }
+
+   private:
+    sqlite3_stmt* stmt_;
+  };
+
+  // A statement handle that fails every step when `sql` does not prepare (error() says why).
+  Stmt prepare(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
+          SQLITE_OK)
+        return Stmt(nullptr);
+      it = cache_.emplace(sql, s).first;
+    }
+    return Stmt(it->second);
+  }
+
+  Status exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return error(sql);
+    return Status::ok();
+  }
+  Status error(const std::string& what) const {
+    return Status::internal("broker store: " + what + ": " +
+                            (db_ ? sqlite3_errmsg(db_) : "out of memory"));
+  }
+  sqlite3* db() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  ~SqliteStore() override {
+    {
+      std::lock_guard lock(queue_mutex_);
+      closing_ = true;
+    }
+    work_.notify_all();
+    if (committer_.joinable()) committer_.join();
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
+  }
+
+  Status open(const std::string& path) {
+    if (Status s = writer_.open(path); !s) return s;
+    Status schema = writer_.exec(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+        "PRAGMA journal_size_limit=33554432;"
         "CREATE TABLE IF NOT EXISTS datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL,"
         "  provider TEXT NOT NULL, body TEXT NOT NULL, withdrawn TEXT);"
         "CREATE TABLE IF NOT EXISTS participants(id TEXT PRIMARY KEY, identity TEXT NOT NULL,"
@@ -55,187 +167,341 @@ class SqliteStore final : public Store {
         "CREATE INDEX IF NOT EXISTS events_recipient ON events(recipient, id);"
         "CREATE TABLE IF NOT EXISTS log_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  entry TEXT NOT NULL);");
+    if (!schema) return schema;
+    for (Reader& r : readers_) {
+      if (Status s = r.conn.open(path); !s) return s;
+      if (Status s = r.conn.exec("PRAGMA query_only=1"); !s) return s;
+    }
+    if (Status s = checkpoint_conn_.open(path); !s) return s;
+    sqlite3_wal_hook(
+        writer_.db(),
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<SqliteStore*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        this);
+    checkpointer_ = std::thread([this] { checkpoint_loop(); });
+    committer_ = std::thread([this] { commit_loop(); });
+    return Status::ok();
   }
 
   Result<uint64_t> put_dataset(const StoredDataset& d) override {
-    std::lock_guard lock(mutex_);
-    Stmt find(db_, "SELECT seq FROM datasets WHERE id = ?");
+    std::lock_guard lock(write_mutex_);
+    Connection& w = writer_;
+    Connection::Stmt find = w.prepare("SELECT seq FROM datasets WHERE id = ?");
     find.text(1, d.id);
     if (find.step() == SQLITE_ROW) {
-      const auto seq = static_cast<uint64_t>(sqlite3_column_int64(find.get(), 0));
-      Stmt update(db_, "UPDATE datasets SET body = ?, withdrawn = NULL WHERE id = ?");
+      const uint64_t seq = find.column_u64(0);
+      Connection::Stmt update =
+          w.prepare("UPDATE datasets SET body = ?, withdrawn = NULL WHERE id = ?");
       update.text(1, d.body);
       update.text(2, d.id);
-      if (update.step() != SQLITE_DONE) return error("updating dataset " + d.id);
+      if (update.step() != SQLITE_DONE) return w.error("updating dataset " + d.id);
       return seq;
     }
-    Stmt insert(
-        db_,
+    Connection::Stmt insert = w.prepare(
         "INSERT INTO datasets(id, seq, provider, body) VALUES(?, (SELECT COALESCE(MAX(seq), "
         "0) + 1 FROM datasets), ?, ?) RETURNING seq");
     insert.text(1, d.id);
     insert.text(2, d.provider);
     insert.text(3, d.body);
-    if (insert.step() != SQLITE_ROW) return error("inserting dataset " + d.id);
-    return static_cast<uint64_t>(sqlite3_column_int64(insert.get(), 0));
+    if (insert.step() != SQLITE_ROW) return w.error("inserting dataset " + d.id);
+    return insert.column_u64(0);
   }
 
   Status withdraw_dataset(const std::string& id, Instant when) override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_, "UPDATE datasets SET withdrawn = ? WHERE id = ? AND withdrawn IS NULL");
+    std::lock_guard lock(write_mutex_);
+    Connection::Stmt s =
+        writer_.prepare("UPDATE datasets SET withdrawn = ? WHERE id = ? AND withdrawn IS NULL");
     s.text(1, format_rfc3339(when));
     s.text(2, id);
-    if (s.step() != SQLITE_DONE) return error("withdrawing dataset " + id);
-    if (sqlite3_changes(db_) == 0) return Status::not_found("no dataset " + id);
+    if (s.step() != SQLITE_DONE) return writer_.error("withdrawing dataset " + id);
+    if (sqlite3_changes(writer_.db()) == 0) return Status::not_found("no dataset " + id);
     return Status::ok();
   }
 
   Result<std::vector<StoredDataset>> active_datasets() override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_,
-           "SELECT id, seq, provider, body FROM datasets WHERE withdrawn IS NULL ORDER BY seq");
+    auto r = reader();
+    Connection::Stmt s = r->prepare(
+        "SELECT id, seq, provider, body FROM datasets WHERE withdrawn IS NULL ORDER BY seq");
     std::vector<StoredDataset> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW)
-      out.push_back({s.column(0), s.column(2), s.column(3),
-                     static_cast<uint64_t>(sqlite3_column_int64(s.get(), 1))});
-    if (rc != SQLITE_DONE) return error("reading datasets");
+      out.push_back({s.column(0), s.column(2), s.column(3), s.column_u64(1)});
+    if (rc != SQLITE_DONE) return r->error("reading datasets");
     return out;
   }
 
   Status participant_seen(const certs::Identity& who, Instant when) override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_,
-           "INSERT INTO participants(id, identity, first_seen, last_seen) VALUES(?, ?, ?, ?) "
-           "ON CONFLICT(id) DO UPDATE SET identity = excluded.identity, "
-           "last_seen = excluded.last_seen");
+    std::lock_guard lock(write_mutex_);
+    Connection::Stmt s = writer_.prepare(
+        "INSERT INTO participants(id, identity, first_seen, last_seen) VALUES(?, ?, ?, ?) "
+        "ON CONFLICT(id) DO UPDATE SET identity = excluded.identity, "
+        "last_seen = excluded.last_seen");
     const std::string t = format_rfc3339(when);
     s.text(1, who.participant_id);
     s.text(2, certs::to_json(who).dump());
     s.text(3, t);
     s.text(4, t);
-    if (s.step() != SQLITE_DONE) return error("recording participant " + who.participant_id);
+    if (s.step() != SQLITE_DONE)
+      return writer_.error("recording participant " + who.participant_id);
     return Status::ok();
   }
 
   Result<std::optional<StoredNegotiation>> negotiation(const std::string& pid) override {
-    std::lock_guard lock(mutex_);
-    return one_negotiation("provider_pid = ?", {pid});
+    auto r = reader();
+    return one_negotiation(*r, "provider_pid = ?", {pid});
   }
 
   Result<std::optional<StoredNegotiation>> negotiation_by_consumer_pid(
       const std::string& consumer, const std::string& consumer_pid) override {
-    std::lock_guard lock(mutex_);
-    return one_negotiation("consumer = ? AND consumer_pid = ?", {consumer, consumer_pid});
+    auto r = reader();
+    return one_negotiation(*r, "consumer = ? AND consumer_pid = ?", {consumer, consumer_pid});
   }
 
   Result<std::vector<StoredNegotiation>> negotiations_of(const std::string& participant) override {
-    std::lock_guard lock(mutex_);
-    return negotiations_where("consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC",
-                              {participant});
+    auto r = reader();
+    return negotiations_where(
+        *r, "consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC", {participant});
   }
 
   Result<std::vector<StoredNegotiation>> negotiations_idle_since(Instant before) override {
-    std::lock_guard lock(mutex_);
+    auto r = reader();
     // RFC 3339 UTC text with a fixed form sorts as time does.
     return negotiations_where(
-        "state NOT IN ('FINALIZED', 'TERMINATED') AND updated < ? ORDER BY updated",
+        *r, "state NOT IN ('FINALIZED', 'TERMINATED') AND updated < ? ORDER BY updated",
         {format_rfc3339(before)});
   }
 
   Result<std::optional<StoredAgreement>> agreement(const std::string& id) override {
-    std::lock_guard lock(mutex_);
-    auto all = agreements_where("id = ?", {id});
+    auto r = reader();
+    auto all = agreements_where(*r, "id = ?", {id});
     if (!all) return all.status();
     if (all->empty()) return std::optional<StoredAgreement>();
     return std::optional<StoredAgreement>(std::move(all->front()));
   }
 
   Result<std::vector<StoredAgreement>> agreements_of(const std::string& participant) override {
-    std::lock_guard lock(mutex_);
-    return agreements_where("consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC",
+    auto r = reader();
+    return agreements_where(*r, "consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC",
                             {participant});
   }
 
   Result<std::vector<uint64_t>> commit(const Transition& t) override {
-    std::lock_guard lock(mutex_);
-    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
-    auto ids = write_transition(t);
-    if (!ids) {
-      (void)exec("ROLLBACK");
-      return ids.status();
-    }
-    if (Status s = exec("COMMIT"); !s) {
-      (void)exec("ROLLBACK");
-      return s;
-    }
-    return ids;
+    Waiter w{&t, std::nullopt};
+    std::unique_lock lock(queue_mutex_);
+    if (closing_) return Status::failed_precondition("broker store: closing");
+    queue_.push_back(&w);
+    work_.notify_one();
+    done_.wait(lock, [&] { return w.result.has_value(); });
+    return std::move(*w.result);
   }
 
   Status log_entry_done(uint64_t id) override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_, "DELETE FROM log_outbox WHERE id = ?");
-    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(id));
-    if (s.step() != SQLITE_DONE) return error("clearing the log outbox");
+    std::lock_guard lock(queue_mutex_);
+    if (dropped_.insert(id).second) drop_entries_.push_back(id);
+    work_.notify_one();
     return Status::ok();
   }
 
   Result<std::vector<PendingLogEntry>> pending_log_entries() override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_, "SELECT id, entry FROM log_outbox ORDER BY id");
     std::vector<PendingLogEntry> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW)
-      out.push_back({static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)), s.column(1)});
-    if (rc != SQLITE_DONE) return error("reading the log outbox");
+    {
+      auto r = reader();
+      Connection::Stmt s = r->prepare("SELECT id, entry FROM log_outbox ORDER BY id");
+      int rc;
+      while ((rc = s.step()) == SQLITE_ROW)
+        out.push_back({s.column_u64(0), s.column(1)});
+      if (rc != SQLITE_DONE) return r->error("reading the log outbox");
+    }
+    std::lock_guard lock(queue_mutex_);
+    std::erase_if(out, [&](const PendingLogEntry& e) { return dropped_.count(e.id) != 0; });
     return out;
   }
 
   Result<std::vector<StoredEvent>> events_for(const std::string& recipient, uint64_t after,
                                               size_t limit) override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_, "SELECT id, body FROM events WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?");
-    s.text(1, recipient);
-    sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(after));
-    sqlite3_bind_int64(s.get(), 3, static_cast<sqlite3_int64>(limit));
     std::vector<StoredEvent> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW)
-      out.push_back(
-          {static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)), recipient, s.column(1)});
-    if (rc != SQLITE_DONE) return error("reading events");
+    {
+      auto r = reader();
+      Connection::Stmt s = r->prepare(
+          "SELECT id, body FROM events WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?");
+      s.text(1, recipient);
+      s.int64(2, after);
+      s.int64(3, limit);
+      int rc;
+      while ((rc = s.step()) == SQLITE_ROW)
+        out.push_back({s.column_u64(0), recipient, s.column(1)});
+      if (rc != SQLITE_DONE) return r->error("reading events");
+    }
+    std::lock_guard lock(queue_mutex_);
+    std::erase_if(out, [&](const StoredEvent& e) { return acked_.count(e.id) != 0; });
     return out;
   }
 
   Result<bool> ack_event(const std::string& recipient, uint64_t id) override {
-    std::lock_guard lock(mutex_);
-    Stmt s(db_, "DELETE FROM events WHERE id = ? AND recipient = ?");
-    sqlite3_bind_int64(s.get(), 1, static_cast<sqlite3_int64>(id));
-    s.text(2, recipient);
-    if (s.step() != SQLITE_DONE) return error("acknowledging event");
-    return sqlite3_changes(db_) > 0;
+    {
+      auto r = reader();
+      Connection::Stmt s = r->prepare("SELECT 1 FROM events WHERE id = ? AND recipient = ?");
+      s.int64(1, id);
+      s.text(2, recipient);
+      const int rc = s.step();
+      if (rc == SQLITE_DONE) return false;
+      if (rc != SQLITE_ROW) return r->error("acknowledging event");
+    }
+    std::lock_guard lock(queue_mutex_);
+    if (!acked_.insert(id).second) return false;
+    drop_events_.push_back(id);
+    work_.notify_one();
+    return true;
   }
 
  private:
-  class Stmt {
+  struct Waiter {
+    const Transition* transition;
+    std::optional<Result<std::vector<uint64_t>>> result;  // set by the committer
+  };
+
+  // A read connection, locked for as long as the lease lives.
+  struct Reader {
+    std::mutex mutex;
+    Connection conn;
+  };
+  class Lease {
    public:
-    Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-    ~Stmt() { sqlite3_finalize(stmt_); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    sqlite3_stmt* get() const { return stmt_; }
-    void text(int i, const std::string& v) {
-      sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    }
-    int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
-    std::string column(int i) const {
-      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : "";
-    }
+    explicit Lease(Reader& r) : lock_(r.mutex), conn_(r.conn) {}
+    Connection* operator->() const { return &conn_; }
+    Connection& operator*() const { return conn_; }
 
    private:
-    sqlite3_stmt* stmt_ = nullptr;
+    std::unique_lock<std::mutex> lock_;
+    Connection& conn_;
   };
+  // A free reader if there is one, else the next in turn.
+  Lease reader() {
+    for (Reader& r : readers_) {
+      std::unique_lock lock(r.mutex, std::try_to_lock);
+      if (lock.owns_lock()) {
+        lock.unlock();  // Lease locks it again; another thread may win it meanwhile: fine
+        return Lease(r);
+      }
+    }
+    return Lease(readers_[next_reader_.fetch_add(1) % readers_.size()]);
+  }
+
+  // The committer thread: everything queued, in one transaction, until closing and drained.
+  // Deletions alone wait up to kLazyDeletes for a transition to ride with, then go without an
+  // fsync of their own (synchronous=NORMAL): losing them in a crash costs a resend, nothing more.
+  void commit_loop() {
+    for (;;) {
+      std::vector<Waiter*> batch;
+      std::vector<uint64_t> entries, events;
+      {
+        std::unique_lock lock(queue_mutex_);
+        const auto deletions = [&] { return !drop_entries_.empty() || !drop_events_.empty(); };
+        work_.wait(lock, [&] { return closing_ || !queue_.empty() || deletions(); });
+        if (queue_.empty() && !closing_)
+          work_.wait_for(lock, kLazyDeletes, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty() && !deletions()) return;  // closing, and drained
+        batch.swap(queue_);
+        entries.swap(drop_entries_);
+        events.swap(drop_events_);
+      }
+      const Status committed = write_batch(batch, entries, events);
+      after_commit();
+      std::lock_guard lock(queue_mutex_);
+      if (committed) {
+        for (uint64_t id : entries)
+          dropped_.erase(id);
+        for (uint64_t id : events)
+          acked_.erase(id);
+      } else {  // the deletions come again with the next batch
+        drop_entries_.insert(drop_entries_.end(), entries.begin(), entries.end());
+        drop_events_.insert(drop_events_.end(), events.begin(), events.end());
+      }
+      done_.notify_all();
+    }
+  }
+
+  // Checkpoints. SQLite's auto-checkpoint would copy the WAL back into the database inside the
+  // committer's commits, holding every waiting transition; it is off, and the checkpointer thread
+  // does it on a connection of its own (PASSIVE: never blocks the committer) each time the WAL
+  // grew by kCheckpointFrames. The WAL starts over only when a write begins with all of it
+  // copied back, which a steady load never waits for: at kRestartFrames the committer truncates
+  // it itself, a pause of one checkpoint.
+  void after_commit() {
+    const int frames = wal_frames_;
+    if (frames >= kRestartFrames) {
+      std::lock_guard lock(write_mutex_);
+      sqlite3_wal_checkpoint_v2(writer_.db(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                nullptr);
+      wal_frames_ = 0;
+      last_checkpoint_request_ = 0;
+      return;
+    }
+    if (frames - last_checkpoint_request_ < kCheckpointFrames) return;
+    last_checkpoint_request_ = frames;
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      checkpoint_wanted_ = true;
+    }
+    checkpoint_cv_.notify_one();
+  }
+
+  void checkpoint_loop() {
+    std::unique_lock lock(checkpoint_mutex_);
+    for (;;) {
+      checkpoint_cv_.wait(lock, [this] { return checkpoint_stop_ || checkpoint_wanted_; });
+      if (checkpoint_stop_) return;
+      checkpoint_wanted_ = false;
+      lock.unlock();
+      sqlite3_wal_checkpoint_v2(checkpoint_conn_.db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+      lock.lock();
+    }
+  }
+
+  // Writes and commits one batch; sets every waiter's result.
+  Status write_batch(std::vector<Waiter*>& batch, const std::vector<uint64_t>& entries,
+                     const std::vector<uint64_t>& events) {
+    std::vector<Result<std::vector<uint64_t>>> results;
+    Status committed = Status::ok();
+    {
+      std::lock_guard lock(write_mutex_);
+      const bool durable = !batch.empty();
+      if (!durable) committed = writer_.exec("PRAGMA synchronous=NORMAL");
+      if (committed) committed = writer_.exec("BEGIN IMMEDIATE");
+      if (committed) {
+        for (Waiter* w : batch) {
+          (void)writer_.exec("SAVEPOINT transition");
+          results.push_back(write_transition(*w->transition));
+          if (!results.back()) (void)writer_.exec("ROLLBACK TO transition");
+          (void)writer_.exec("RELEASE transition");
+        }
+        for (uint64_t id : entries) {
+          Connection::Stmt s = writer_.prepare("DELETE FROM log_outbox WHERE id = ?");
+          s.int64(1, id);
+          if (s.step() != SQLITE_DONE) committed = writer_.error("clearing the log outbox");
+        }
+        for (uint64_t id : events) {
+          Connection::Stmt s = writer_.prepare("DELETE FROM events WHERE id = ?");
+          s.int64(1, id);
+          if (s.step() != SQLITE_DONE) committed = writer_.error("dropping an event");
+        }
+        if (committed) committed = writer_.exec("COMMIT");
+        if (!committed) (void)writer_.exec("ROLLBACK");
+      }
+      if (!durable) (void)writer_.exec("PRAGMA synchronous=FULL");
+    }
+    std::lock_guard lock(queue_mutex_);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!committed)
+        batch[i]->result = committed;
+      else
+        batch[i]->result = std::move(results[i]);
+    }
+    return committed;
+  }
 
   static constexpr const char* kNegotiationColumns =
       "provider_pid, consumer_pid, consumer, provider, dataset, offer, catalog_offer, purpose, "
@@ -248,11 +514,11 @@ class SqliteStore final : public Store {
     return parse_xsd_date_time(text).value_or(Instant());
   }
 
-  Result<std::vector<StoredNegotiation>> negotiations_where(const std::string& where,
-                                                            const std::vector<std::string>& args) {
+  static Result<std::vector<StoredNegotiation>> negotiations_where(
+      Connection& conn, const std::string& where, const std::vector<std::string>& args) {
     const std::string sql =
         std::string("SELECT ") + kNegotiationColumns + " FROM negotiations WHERE " + where;
-    Stmt s(db_, sql.c_str());
+    Connection::Stmt s = conn.prepare(sql);
     for (size_t i = 0; i < args.size(); ++i)
       s.text(static_cast<int>(i + 1), args[i]);
     std::vector<StoredNegotiation> out;
@@ -277,23 +543,23 @@ class SqliteStore final : public Store {
       n.updated = instant(s.column(15));
       out.push_back(std::move(n));
     }
-    if (rc != SQLITE_DONE) return error("reading negotiations");
+    if (rc != SQLITE_DONE) return conn.error("reading negotiations");
     return out;
   }
 
-  Result<std::optional<StoredNegotiation>> one_negotiation(const std::string& where,
-                                                           const std::vector<std::string>& args) {
-    auto all = negotiations_where(where, args);
+  static Result<std::optional<StoredNegotiation>> one_negotiation(
+      Connection& conn, const std::string& where, const std::vector<std::string>& args) {
+    auto all = negotiations_where(conn, where, args);
     if (!all) return all.status();
     if (all->empty()) return std::optional<StoredNegotiation>();
     return std::optional<StoredNegotiation>(std::move(all->front()));
   }
 
-  Result<std::vector<StoredAgreement>> agreements_where(const std::string& where,
-                                                        const std::vector<std::string>& args) {
+  static Result<std::vector<StoredAgreement>> agreements_where(
+      Connection& conn, const std::string& where, const std::vector<std::string>& args) {
     const std::string sql =
         std::string("SELECT ") + kAgreementColumns + " FROM agreements WHERE " + where;
-    Stmt s(db_, sql.c_str());
+    Connection::Stmt s = conn.prepare(sql);
     for (size_t i = 0; i < args.size(); ++i)
       s.text(static_cast<int>(i + 1), args[i]);
     std::vector<StoredAgreement> out;
@@ -314,17 +580,18 @@ class SqliteStore final : public Store {
       a.retired_at = instant(s.column(11));
       out.push_back(std::move(a));
     }
-    if (rc != SQLITE_DONE) return error("reading agreements");
+    if (rc != SQLITE_DONE) return conn.error("reading agreements");
     return out;
   }
 
-  // Inside a transaction.
+  // Inside the committer's transaction, with write_mutex_ held.
   Result<std::vector<uint64_t>> write_transition(const Transition& t) {
+    Connection& w = writer_;
     if (const StoredNegotiation* n = t.negotiation) {
       const std::string sql = std::string("INSERT OR REPLACE INTO negotiations(") +
                               kNegotiationColumns +
                               ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-      Stmt s(db_, sql.c_str());
+      Connection::Stmt s = w.prepare(sql);
       int i = 0;
       for (const std::string* v :
            {&n->provider_pid, &n->consumer_pid, &n->consumer, &n->provider, &n->dataset, &n->offer,
@@ -333,12 +600,12 @@ class SqliteStore final : public Store {
         s.text(++i, *v);
       s.text(++i, format_rfc3339(n->created));
       s.text(++i, format_rfc3339(n->updated));
-      if (s.step() != SQLITE_DONE) return error("writing negotiation " + n->provider_pid);
+      if (s.step() != SQLITE_DONE) return w.error("writing negotiation " + n->provider_pid);
     }
     if (const StoredAgreement* a = t.agreement) {
       const std::string sql = std::string("INSERT OR REPLACE INTO agreements(") +
                               kAgreementColumns + ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-      Stmt s(db_, sql.c_str());
+      Connection::Stmt s = w.prepare(sql);
       int i = 0;
       for (const std::string* v : {&a->id, &a->provider_pid, &a->dataset, &a->provider,
                                    &a->consumer, &a->body, &a->sha256, &a->signature})
@@ -347,35 +614,50 @@ class SqliteStore final : public Store {
       sqlite3_bind_int(s.get(), ++i, a->retired ? 1 : 0);
       s.text(++i, a->retired_reason);
       s.text(++i, a->retired ? format_rfc3339(a->retired_at) : "");
-      if (s.step() != SQLITE_DONE) return error("writing agreement " + a->id);
+      if (s.step() != SQLITE_DONE) return w.error("writing agreement " + a->id);
     }
     for (const StoredEvent& e : t.events) {
-      Stmt s(db_, "INSERT INTO events(recipient, body) VALUES(?, ?)");
+      Connection::Stmt s = w.prepare("INSERT INTO events(recipient, body) VALUES(?, ?)");
       s.text(1, e.recipient);
       s.text(2, e.body);
-      if (s.step() != SQLITE_DONE) return error("queueing an event");
+      if (s.step() != SQLITE_DONE) return w.error("queueing an event");
     }
     std::vector<uint64_t> ids;
     for (const std::string& entry : t.log_entries) {
-      Stmt s(db_, "INSERT INTO log_outbox(entry) VALUES(?) RETURNING id");
+      Connection::Stmt s = w.prepare("INSERT INTO log_outbox(entry) VALUES(?) RETURNING id");
       s.text(1, entry);
-      if (s.step() != SQLITE_ROW) return error("queueing a log entry");
+      if (s.step() != SQLITE_ROW) return w.error("queueing a log entry");
       ids.push_back(static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)));
     }
     return ids;
   }
 
-  Status exec(const char* sql) {
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return error(sql);
-    return Status::ok();
-  }
-  Status error(const std::string& what) const {
-    return Status::internal("broker store: " + what + ": " +
-                            (db_ ? sqlite3_errmsg(db_) : "out of memory"));
-  }
+  static constexpr size_t kReaders = 4;
+  static constexpr int kCheckpointFrames = 1000;  // 4 MB of 4 KB pages, as SQLite's default
+  static constexpr int kRestartFrames = 8000;     // 32 MB
+  static constexpr std::chrono::milliseconds kLazyDeletes{50};
 
-  sqlite3* db_ = nullptr;
-  std::mutex mutex_;  // guards db_
+  std::mutex write_mutex_;  // guards writer_
+  Connection writer_;
+  std::array<Reader, kReaders> readers_;
+  std::atomic<size_t> next_reader_{0};
+
+  std::mutex queue_mutex_;  // guards everything below, and every Waiter's result
+  std::condition_variable work_, done_;
+  std::vector<Waiter*> queue_;                    // transitions waiting for the committer
+  std::vector<uint64_t> drop_entries_;            // outbox entries to delete (in the log)
+  std::vector<uint64_t> drop_events_;             // acknowledged events to delete
+  std::unordered_set<uint64_t> dropped_, acked_;  // the same, until their deletion commits
+  bool closing_ = false;
+
+  std::atomic<int> wal_frames_{0};   // the WAL's size after the last commit (the WAL hook)
+  int last_checkpoint_request_ = 0;  // the committer's own
+  Connection checkpoint_conn_;       // the checkpointer's own
+  std::mutex checkpoint_mutex_;      // guards the two flags
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false, checkpoint_stop_ = false;
+  std::thread checkpointer_;
+  std::thread committer_;  // last: started once the rest exists, joined first
 };
 
 }  // namespace

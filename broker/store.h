@@ -103,17 +103,23 @@ class Store {
   virtual Result<std::vector<StoredNegotiation>> negotiations_idle_since(Instant before) = 0;
   virtual Result<std::optional<StoredAgreement>> agreement(const std::string& id) = 0;
   virtual Result<std::vector<StoredAgreement>> agreements_of(const std::string& participant) = 0;
-  // Commits the transition in one transaction; returns the ids of its log entries in the outbox.
+  // Commits the transition atomically and returns once it is durable, with the ids of its log
+  // entries in the outbox. Concurrent commits may share one transaction (group commit); each
+  // succeeds or fails alone.
   virtual Result<std::vector<uint64_t>> commit(const Transition& t) = 0;
 
-  // The outbox of provenance entries: forget one once it is in the log; all of them at start-up.
+  // The outbox of provenance entries: forget one once it is in the log (does not wait: the
+  // deletion is written with a later commit, and the entry is hidden until then); all of them at
+  // start-up.
   virtual Status log_entry_done(uint64_t id) = 0;
   virtual Result<std::vector<PendingLogEntry>> pending_log_entries() = 0;
 
   // Events for `recipient` with an id above `after`, oldest first, at most `limit`.
   virtual Result<std::vector<StoredEvent>> events_for(const std::string& recipient, uint64_t after,
                                                       size_t limit) = 0;
-  // Drops an acknowledged event; false when it was not the recipient's or already dropped.
+  // Drops an acknowledged event (without waiting for the deletion to be durable: an event whose
+  // deletion a crash lost is sent again); false when it was not the recipient's or already
+  // dropped.
   virtual Result<bool> ack_event(const std::string& recipient, uint64_t id) = 0;
 };
 
