@@ -19,11 +19,34 @@
 #include "broker/server.h"
 #include "broker/store.h"
 #include "broker/tls.h"
+#include "broker/transfers.h"
 #include "certs/identity.h"
 #include "provenance/log.h"
 #include "provenance/signing.h"
 
 namespace dsx::broker {
+namespace {
+
+// The relay's questions (broker/relay.h), answered by the transfer control plane.
+class TransfersRelayAuthority : public RelayAuthority {
+ public:
+  explicit TransfersRelayAuthority(Transfers& transfers) : transfers_(transfers) {}
+  Result<DataAccess> data_access(const Caller& caller, const std::string& provider_pid,
+                                 bool upload) override {
+    return transfers_.data_access(caller, provider_pid, upload);
+  }
+  Status record_relay(const std::string& provider_pid, uint64_t from_chunk, uint64_t bytes,
+                      const std::string& sha256_hex, const std::string& manifest_json,
+                      bool complete) override {
+    return transfers_.record_relay(provider_pid, from_chunk, bytes, sha256_hex, manifest_json,
+                                   complete);
+  }
+
+ private:
+  Transfers& transfers_;
+};
+
+}  // namespace
 
 struct Broker::Parts {
   BrokerConfig config;
@@ -39,6 +62,8 @@ struct Broker::Parts {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Events> events;
   std::unique_ptr<Negotiations> negotiations;
+  std::unique_ptr<Transfers> transfers;
+  std::unique_ptr<TransfersRelayAuthority> relay_authority;
   std::unique_ptr<Server> server;
 
   // Housekeeping: terminates negotiations that waited too long, while the broker runs.
@@ -58,6 +83,10 @@ struct Broker::Parts {
           logger.error("negotiations.expiry_failed", {{"error", expired.status().message()}});
         else if (*expired)
           logger.info("negotiations.expired", {{"count", *expired}});
+        if (auto expired = transfers->expire(); !expired)
+          logger.error("transfers.expiry_failed", {{"error", expired.status().message()}});
+        else if (*expired)
+          logger.info("transfers.expired", {{"count", *expired}});
         lock.lock();
       }
     });
@@ -76,6 +105,7 @@ struct Broker::Parts {
   ~Parts() {
     stop_housekeeping();
     server.reset();  // connections first, then the services they use
+    transfers.reset();
     negotiations.reset();
     events.reset();
     catalog.reset();
@@ -120,6 +150,11 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
                                      *p->events, clock, me->participant_id);
   if (Status s = p->negotiations->recover(); !s) return s;
   p->negotiations->add_routes(p->router);
+  p->transfers =
+      std::make_unique<Transfers>(c, *p->store, *p->log, *p->events, clock, me->participant_id);
+  if (Status s = p->transfers->recover(); !s) return s;
+  p->transfers->add_routes(p->router);
+  p->relay_authority = std::make_unique<TransfersRelayAuthority>(*p->transfers);
   add_audit_routes(p->router, *p->log);
   Parts* raw = p.get();
   p->router.add({"GET",
@@ -164,8 +199,8 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
   p->metrics.gauge("dsx_catalog_datasets", "Datasets published and not withdrawn.",
                    [raw] { return static_cast<double>(raw->catalog->size()); });
 
-  p->server =
-      std::make_unique<Server>(c, p->router, p->metrics, p->logger, *p->tls, p->events.get());
+  p->server = std::make_unique<Server>(c, p->router, p->metrics, p->logger, *p->tls,
+                                       p->events.get(), p->relay_authority.get());
   if (Status s = p->server->listen(); !s) return s;
   if (c.crl_file.empty())
     p->logger.warn("broker.no_crl", {{"hint", "without --crl, revoked certificates are accepted"}});

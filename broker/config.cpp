@@ -59,11 +59,11 @@ Status parse_listen(std::string_view text, BrokerConfig& config) {
 
 Status apply_config_json(const json& doc, BrokerConfig& c) {
   if (!doc.is_object()) return Status::invalid_argument("the config file must hold a JSON object");
-  if (Status s =
-          unknown_keys(doc,
-                       {"listen", "data", "cert", "crl", "tls12", "ioThreads", "workerThreads",
-                        "crlCheckIntervalMs", "limits", "catalog", "negotiationTimeoutSeconds"},
-                       "");
+  if (Status s = unknown_keys(doc,
+                              {"listen", "data", "cert", "crl", "tls12", "ioThreads",
+                               "workerThreads", "crlCheckIntervalMs", "limits", "catalog",
+                               "negotiationTimeoutSeconds", "transferRendezvousSeconds"},
+                              "");
       !s)
     return s;
   auto str = [&](const char* key, auto&& set) -> Status {
@@ -73,27 +73,29 @@ Status apply_config_json(const json& doc, BrokerConfig& c) {
       return Status::invalid_argument(std::string(key) + ": expected a non-empty string");
     return set(it->get<std::string>());
   };
-  for (Status s : {str("listen", [&](const std::string& v) { return parse_listen(v, c); }),
-                   str("data",
-                       [&](const std::string& v) {
-                         c.data_dir = v;
-                         return Status::ok();
-                       }),
-                   str("cert",
-                       [&](const std::string& v) {
-                         c.cert_dir = v;
-                         return Status::ok();
-                       }),
-                   str("crl",
-                       [&](const std::string& v) {
-                         c.crl_file = v;
-                         return Status::ok();
-                       }),
-                   read_uint(doc, "ioThreads", c.io_threads, 1, 256, ""),
-                   read_uint(doc, "workerThreads", c.worker_threads, 1, 256, ""),
-                   read_uint(doc, "crlCheckIntervalMs", c.crl_check_interval_ms, 10, 3'600'000, ""),
-                   read_uint(doc, "negotiationTimeoutSeconds", c.negotiation_timeout_seconds, 1,
-                             366 * 24 * 3600, "")})
+  for (Status s :
+       {str("listen", [&](const std::string& v) { return parse_listen(v, c); }),
+        str("data",
+            [&](const std::string& v) {
+              c.data_dir = v;
+              return Status::ok();
+            }),
+        str("cert",
+            [&](const std::string& v) {
+              c.cert_dir = v;
+              return Status::ok();
+            }),
+        str("crl",
+            [&](const std::string& v) {
+              c.crl_file = v;
+              return Status::ok();
+            }),
+        read_uint(doc, "ioThreads", c.io_threads, 1, 256, ""),
+        read_uint(doc, "workerThreads", c.worker_threads, 1, 256, ""),
+        read_uint(doc, "crlCheckIntervalMs", c.crl_check_interval_ms, 10, 3'600'000, ""),
+        read_uint(doc, "negotiationTimeoutSeconds", c.negotiation_timeout_seconds, 1,
+                  366 * 24 * 3600, ""),
+        read_uint(doc, "transferRendezvousSeconds", c.transfer_rendezvous_seconds, 1, 3600, "")})
     if (!s) return s;
   if (auto it = doc.find("tls12"); it != doc.end()) {
     if (!it->is_boolean()) return Status::invalid_argument("tls12: expected true or false");

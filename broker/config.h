@@ -7,7 +7,8 @@
 //    "limits": {"maxBodyBytes": 1048576, "maxHeaderBytes": 8192, "readTimeoutSeconds": 10,
 //               "idleTimeoutSeconds": 60, "handshakeTimeoutSeconds": 10,
 //               "maxConnections": 10000, "maxConnectionsPerParticipant": 64},
-//    "catalog": {"pageSize": 50, "maxPageSize": 500}, "negotiationTimeoutSeconds": 604800}
+//    "catalog": {"pageSize": 50, "maxPageSize": 500}, "negotiationTimeoutSeconds": 604800,
+//    "transferRendezvousSeconds": 30}
 
 #include <cstdint>
 #include <filesystem>
@@ -43,6 +44,8 @@ struct BrokerConfig {
   uint32_t catalog_max_page_size = 500;
   // A negotiation waiting this long for its next message is terminated ("timed out").
   uint32_t negotiation_timeout_seconds = 7 * 24 * 3600;
+  // The first of a transfer's data upload and download waits this long for the other.
+  uint32_t transfer_rendezvous_seconds = 30;
 };
 
 // "HOST:PORT", "[v6]:PORT".

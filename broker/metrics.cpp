@@ -51,7 +51,16 @@ std::string Metrics::prometheus_text() const {
       << "dsx_connections_total " << total_.load() << "\n"
       << "# HELP dsx_channels_open Control channels (WebSockets) open now.\n"
          "# TYPE dsx_channels_open gauge\n"
-      << "dsx_channels_open " << channels_.load() << "\n";
+      << "dsx_channels_open " << channels_.load() << "\n"
+      << "# HELP dsx_relay_active Data relays (paired uploads and downloads) in progress.\n"
+         "# TYPE dsx_relay_active gauge\n"
+      << "dsx_relay_active " << relays_.load() << "\n"
+      << "# HELP dsx_relay_bytes_total Bytes relayed from providers to consumers.\n"
+         "# TYPE dsx_relay_bytes_total counter\n"
+      << "dsx_relay_bytes_total " << relay_bytes_.load() << "\n"
+      << "# HELP dsx_relay_buffered_bytes Bytes held in relay buffers now.\n"
+         "# TYPE dsx_relay_buffered_bytes gauge\n"
+      << "dsx_relay_buffered_bytes " << relay_buffered_.load() << "\n";
   std::lock_guard lock(mutex_);
   out << "# HELP dsx_requests_total HTTP requests answered, by route and status.\n"
          "# TYPE dsx_requests_total counter\n";

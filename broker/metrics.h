@@ -2,7 +2,8 @@
 // The broker's counters, exposed at GET /metrics in the Prometheus text format (0.0.4):
 //   dsx_connections_open, dsx_connections_total, dsx_channels_open,
 //   dsx_requests_total{route,status}, dsx_handshake_failures_total{reason},
-//   dsx_limit_violations_total{limit}, dsx_provenance_log_entries, dsx_catalog_datasets.
+//   dsx_limit_violations_total{limit}, dsx_provenance_log_entries, dsx_catalog_datasets,
+//   dsx_relay_active, dsx_relay_bytes_total, dsx_relay_buffered_bytes (broker/relay.h).
 // Thread-safe: any thread may count; gauges read from callbacks at scrape time.
 
 #include <atomic>
@@ -26,6 +27,14 @@ class Metrics {
   void channel_opened() { ++channels_; }
   void channel_closed() { --channels_; }
 
+  // The relay: relays in progress, bytes delivered to consumers, bytes held in relay buffers.
+  void relay_started() { ++relays_; }
+  void relay_ended() { --relays_; }
+  void relay_bytes(uint64_t n) { relay_bytes_ += n; }
+  std::atomic<int64_t>& relay_buffered() { return relay_buffered_; }
+  int64_t relays_active() const { return relays_.load(); }
+  uint64_t relay_bytes_total() const { return relay_bytes_.load(); }
+
   void request(const std::string& route, int status);
   void handshake_failure(const std::string& reason);
   void limit_violation(const std::string& limit);
@@ -39,6 +48,9 @@ class Metrics {
   std::atomic<int64_t> open_{0};
   std::atomic<uint64_t> total_{0};
   std::atomic<int64_t> channels_{0};
+  std::atomic<int64_t> relays_{0};
+  std::atomic<uint64_t> relay_bytes_{0};
+  std::atomic<int64_t> relay_buffered_{0};
   mutable std::mutex mutex_;  // guards the maps below
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::map<std::string, uint64_t> handshake_failures_;

@@ -34,6 +34,7 @@
 #include <variant>
 
 #include "broker/policy_inputs.h"
+#include "broker/transitions.h"
 #include "common/hex.h"
 #include "common/ids.h"
 #include "policy/describe.h"
@@ -52,10 +53,6 @@ namespace {
 
 constexpr const char* kError = "ContractNegotiationError";
 
-const char* role_name(proto::Role r) {
-  return r == proto::Role::kConsumer ? "consumer" : "provider";
-}
-
 HttpResponse negotiation_error(int status, const std::string& pid, const std::string& cpid,
                                const std::string& code, const std::vector<std::string>& reasons) {
   proto::ContractNegotiationError e;
@@ -67,18 +64,6 @@ HttpResponse negotiation_error(int status, const std::string& pid, const std::st
   HttpResponse response = json_response(status, proto::to_json(e));
   response.error_code = code;
   return response;
-}
-
-// Whether a stored negotiation or agreement exists and `me` is one of its two parties: anyone
-// else gets 404, exactly as for one that does not exist (DSP).
-template <typename Record>
-bool is_party(const std::optional<Record>& record, const std::string& me) {
-  return record && (record->consumer == me || record->provider == me);
-}
-
-json parse_or_null(const std::string& text) {
-  if (text.empty()) return nullptr;
-  return json::parse(text, nullptr, false);
 }
 
 json negotiation_json(const StoredNegotiation& n) {
@@ -132,56 +117,6 @@ StoredEvent make_event(const std::string& recipient, const std::string& type,
   json body = {{"type", type}, {"time", format_rfc3339(now)}, {"negotiation", summary(n)}};
   if (!message.is_null()) body["message"] = std::move(message);
   return StoredEvent{0, recipient, body.dump()};
-}
-
-std::string log_entry(Instant time, const std::string& actor, const std::string& action,
-                      std::vector<std::string> subjects, json details) {
-  return json{{"time", format_rfc3339(time)},
-              {"actor", actor},
-              {"action", action},
-              {"subjects", std::move(subjects)},
-              {"details", std::move(details)}}
-      .dump();
-}
-
-std::string sha256_of_canonical(const json& value) {
-  auto canon = provenance::canonical_json(value);
-  return canon ? to_hex(provenance::sha256(*canon)) : "";
-}
-
-std::string reason_text(const json& reason) {
-  return reason.is_string() ? reason.get<std::string>() : reason.dump();
-}
-
-// The outcome of evaluating an offer for the consumer.
-struct Verdict {
-  bool permit = false;
-  std::vector<std::string> reasons;
-  json decision;  // policy::to_json(Decision), for the log
-};
-
-Verdict evaluate(const policy::Policy& offer, const certs::Identity& consumer,
-                 const std::string& dataset, const std::string& purpose, const json& declared,
-                 Instant now) {
-  auto request = participant_request(consumer, dataset, purpose, declared);
-  if (!request)
-    return {false, {"the declared context cannot be read: " + request.status().message()}, {}};
-  const policy::Decision d = policy::decide(offer, *request, participant_state(consumer, now));
-  // A permission's duties are what the agreement will oblige the consumer to do: at the
-  // negotiation they are not yet fulfilled, and that is no reason to refuse. So an active
-  // permission (its constraints hold) grants, unless an active prohibition forbids; the
-  // duties are checked when the data is used (transfers).
-  bool permission_active = false, prohibited = false;
-  for (const policy::RuleOutcome& rule : d.rules) {
-    if (rule.kind == policy::RuleKind::kPermission && rule.active) permission_active = true;
-    if (rule.kind == policy::RuleKind::kProhibition && rule.active) prohibited = true;
-  }
-  const bool permit = d.permit || (permission_active && !prohibited);
-  std::vector<std::string> reasons = decision_reasons(d);
-  if (permit && !d.permit)
-    reasons.insert(reasons.begin(),
-                   "granted: a permission's constraints hold; its duties bind the agreement");
-  return {permit, std::move(reasons), policy::to_json(d)};
 }
 
 // The extensions of a ContractRequestMessage: dsx:purpose (an IRI) and dsx:context (an object).
@@ -267,19 +202,6 @@ Negotiations::Negotiations(const BrokerConfig& config, Store& store, provenance:
 
 namespace {
 
-// A provenance entry from the JSON text the outbox keeps.
-provenance::Entry entry_of(const std::string& text, Instant fallback) {
-  auto doc = json::parse(text, nullptr, false);
-  provenance::Entry e;
-  if (!doc.is_object()) return e;
-  e.time = parse_xsd_date_time(doc.value("time", "")).value_or(fallback);
-  e.actor = doc.value("actor", "");
-  e.action = doc.value("action", "");
-  e.subjects = doc.value("subjects", std::vector<std::string>());
-  e.details = doc.value("details", json::object());
-  return e;
-}
-
 // The canonical bytes of an entry without its seq: equal for the same entry wherever it is.
 std::string unnumbered(provenance::Entry e) {
   e.seq = 0;
@@ -293,25 +215,8 @@ std::mutex& Negotiations::stripe(const std::string& key) {
   return stripes_[std::hash<std::string>()(key) % stripes_.size()];
 }
 
-void Negotiations::append_later(const std::vector<uint64_t>& ids,
-                                const std::vector<std::string>& entries) {
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Store* store = &store_;  // outlives the log (broker.cpp): the callback may run at its close
-    log_.append_async(entry_of(entries[i], clock_.now()),
-                      [store, id = ids[i]](Result<provenance::Receipt> r) {
-                        // A failed append stays in the outbox: the next start-up appends it.
-                        if (r) (void)store->log_entry_done(id);
-                      });
-  }
-}
-
 Status Negotiations::commit(Transition& t) {
-  auto ids = store_.commit(t);
-  if (!ids) return ids.status();
-  for (const StoredEvent& e : t.events)
-    events_.notify(e.recipient);
-  append_later(*ids, t.log_entries);
-  return Status::ok();
+  return commit_transition(store_, events_, log_, clock_, t);
 }
 
 Status Negotiations::recover() {

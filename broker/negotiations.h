@@ -64,8 +64,6 @@ class Negotiations {
 
   // Commits `t` (durable on return), wakes the recipients' channels, and queues its log entries.
   Status commit(Transition& t);
-  // Queues outbox entries for the log; each leaves the outbox once it is durable there.
-  void append_later(const std::vector<uint64_t>& ids, const std::vector<std::string>& entries);
   std::mutex& stripe(const std::string& key);
 
   const BrokerConfig& config_;

@@ -15,9 +15,11 @@
 
 namespace dsx::broker {
 
-// Who is calling: the identity read from the verified client certificate.
+// Who is calling: the identity read from the verified client certificate, and that certificate
+// (PEM), against which the broker checks documents the caller signs (certs/signature.h).
 struct Caller {
   certs::Identity identity;
+  std::string certificate_pem;
   bool has_role(std::string_view role) const;
   bool has_any_role(const std::vector<std::string>& roles) const;
 };

@@ -22,9 +22,11 @@
 #include <set>
 #include <thread>
 
+#include "broker/relay.h"
 #include "broker/store.h"
 #include "broker/tls_stream.h"
 #include "certs/identity.h"
+#include "certs/pem.h"
 
 namespace dsx::broker {
 
@@ -65,7 +67,7 @@ struct SessionHandle {
 class Server::Impl {
  public:
   Impl(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-       TlsContexts& tls, Events* events)
+       TlsContexts& tls, Events* events, RelayAuthority* relay)
       : config_(config),
         router_(router),
         metrics_(metrics),
@@ -75,7 +77,10 @@ class Server::Impl {
         ioc_(static_cast<int>(config.io_threads)),
         workers_(config.worker_threads),
         acceptor_(ioc_),
-        crl_timer_(ioc_) {}
+        crl_timer_(ioc_) {
+    if (relay)
+      relays_ = std::make_unique<Relays>(config, metrics, logger, *relay, workers_.get_executor());
+  }
 
   Status listen() {
     boost::system::error_code ec;
@@ -104,6 +109,9 @@ class Server::Impl {
   uint16_t port() const { return port_; }
 
   void run(bool stop_on_signals) {
+    // OpenSSL writes the socket itself (TlsStream), without MSG_NOSIGNAL: a peer gone mid-write
+    // (a consumer leaving a relay) must be an EPIPE error, not a SIGPIPE that ends the broker.
+    std::signal(SIGPIPE, SIG_IGN);
     asio::signal_set signals(ioc_);
     if (stop_on_signals) {
       signals.add(SIGINT);
@@ -132,6 +140,7 @@ class Server::Impl {
       boost::system::error_code ignored;
       acceptor_.close(ignored);
       crl_timer_.cancel();
+      if (relays_) relays_->stop();
       for_each_session([](SessionHandle& s) {
         if (!s.busy) s.cancel();
       });
@@ -362,7 +371,8 @@ class Server::Impl {
                     11, false);
       co_return;
     }
-    const Caller caller{std::move(*identity)};
+    const Caller caller{std::move(*identity),
+                        certs::to_pem(SSL_get0_peer_certificate(stream.native_handle()))};
     Slot slot(*this, caller.identity.participant_id);
     if (!slot.take()) {
       metrics_.limit_violation("max_connections_per_participant");
@@ -388,12 +398,31 @@ class Server::Impl {
         if (ec) break;  // idle timeout, or stop()
       }
       handle->busy = true;
-      // A request has begun: it must arrive whole within the read timeout.
+      // A request has begun: it must arrive whole within the read timeout. The header first:
+      // the data routes stream their bodies (relay_request), the others are read whole.
       http::request_parser<http::string_body> parser;
       parser.header_limit(config_.limits.max_header_bytes);
-      parser.body_limit(config_.limits.max_body_bytes);
+      parser.body_limit(boost::none);  // known once the route is
       stream.expires_after(std::chrono::seconds(config_.limits.read_timeout_seconds));
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      if (!ec && relays_) {
+        HttpRequest request;
+        if (parse_target(std::string(parser.get().target()), request) &&
+            Relays::data_route(request.path)) {
+          open = co_await relay_request(stream, buffer, parser.get(), std::move(request), caller);
+          continue;
+        }
+      }
+      if (!ec) {
+        const auto length = parser.content_length();
+        if (length && *length > config_.limits.max_body_bytes) {
+          ec = http::error::body_limit;
+        } else {
+          parser.body_limit(config_.limits.max_body_bytes);  // counts chunked bodies
+          auto [body_ec, body_n] = co_await http::async_read(stream, buffer, parser, kTuple);
+          ec = body_ec;
+        }
+      }
       if (ec) {
         HttpResponse reply;
         if (ec == http::error::body_limit) {
@@ -450,6 +479,24 @@ class Server::Impl {
     handle->busy = true;
     stream.expires_after(kTlsCloseTimeout);
     co_await stream.async_shutdown(kTuple);
+  }
+
+  // PUT/GET /transfers/{pid}/data: the relay serves it; whether the connection stays open.
+  awaitable<bool> relay_request(Stream& stream, beast::flat_buffer& buffer,
+                                const Relays::RequestHead& header, HttpRequest request,
+                                const Caller& caller) {
+    request.method = std::string(header.method_string());
+    request.target = std::string(header.target());
+    const auto t0 = std::chrono::steady_clock::now();
+    Relays::Outcome outcome = co_await relays_->serve(stream, buffer, header, request, caller);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    HttpResponse logged;
+    if (outcome.reply) logged = *outcome.reply;
+    logged.status = outcome.status;
+    log_request(caller, request, outcome.route, logged, ms);
+    if (!outcome.reply) co_return outcome.keep_alive;
+    co_return co_await send(stream, *outcome.reply, header.version(), outcome.keep_alive);
   }
 
   // The control channel (docs/api.md): pushes the participant's unacknowledged events, oldest
@@ -606,6 +653,7 @@ class Server::Impl {
   asio::thread_pool workers_;
   tcp::acceptor acceptor_;
   asio::steady_timer crl_timer_;
+  std::unique_ptr<Relays> relays_;  // null without a RelayAuthority; its timers use ioc_
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   bool deadline_passed_ = false;  // drain() only
@@ -618,8 +666,8 @@ class Server::Impl {
 };
 
 Server::Server(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-               TlsContexts& tls, Events* events)
-    : impl_(std::make_unique<Impl>(config, router, metrics, logger, tls, events)) {}
+               TlsContexts& tls, Events* events, RelayAuthority* relay)
+    : impl_(std::make_unique<Impl>(config, router, metrics, logger, tls, events, relay)) {}
 Server::~Server() = default;
 
 Status Server::listen() {

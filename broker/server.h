@@ -12,6 +12,9 @@
 // A request to upgrade GET /channel to a WebSocket becomes the participant's control channel
 // (docs/api.md): the events of `events` are pushed to it, and acknowledged through it.
 //
+// PUT and GET /transfers/{pid}/data (given a RelayAuthority) are served by the relay
+// (broker/relay.h) as soon as their header is read: the body streams, without the body limit.
+//
 // stop() is graceful: the acceptor closes, idle connections are closed, requests in progress
 // finish and get their response, then run() returns (connections still busy after the drain
 // timeout are cut). Thread-safe: stop() may be called from any thread; the other methods from the
@@ -24,6 +27,7 @@
 #include "broker/events.h"
 #include "broker/logger.h"
 #include "broker/metrics.h"
+#include "broker/relay.h"
 #include "broker/router.h"
 #include "broker/tls.h"
 #include "common/status.h"
@@ -32,9 +36,10 @@ namespace dsx::broker {
 
 class Server {
  public:
-  // Everything passed in must outlive the server. `events` may be null (no control channel).
+  // Everything passed in must outlive the server. `events` may be null (no control channel),
+  // `relay` too (no data routes: they go to the router).
   Server(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
-         TlsContexts& tls, Events* events = nullptr);
+         TlsContexts& tls, Events* events = nullptr, RelayAuthority* relay = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

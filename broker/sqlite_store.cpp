@@ -6,6 +6,10 @@
 //   negotiations(provider_pid TEXT PRIMARY KEY, consumer, consumer_pid, ... ,
 //                UNIQUE(consumer, consumer_pid))
 //   agreements(id TEXT PRIMARY KEY, provider_pid, ..., retired INTEGER, ...)
+//   transfers(provider_pid TEXT PRIMARY KEY, consumer_pid, consumer, ..., agreement_id, ...,
+//             UNIQUE(consumer, consumer_pid))
+//   encryption_keys(participant TEXT PRIMARY KEY, binding_text, signature, certificate_pem,
+//                   created)
 //   events(id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT, body TEXT)
 //   log_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT)
 // AUTOINCREMENT: an event id is never reused, even after the newest events were acknowledged
@@ -162,6 +166,19 @@ class SqliteStore final : public Store {
         "  body TEXT NOT NULL, sha256 TEXT NOT NULL, signature TEXT NOT NULL,"
         "  created TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0,"
         "  retired_reason TEXT NOT NULL DEFAULT '', retired_at TEXT NOT NULL DEFAULT '');"
+        "CREATE TABLE IF NOT EXISTS transfers(provider_pid TEXT PRIMARY KEY,"
+        "  consumer_pid TEXT NOT NULL, consumer TEXT NOT NULL, provider TEXT NOT NULL,"
+        "  agreement_id TEXT NOT NULL, dataset TEXT NOT NULL, state TEXT NOT NULL,"
+        "  reason TEXT NOT NULL, last_message TEXT NOT NULL, last_sender TEXT NOT NULL,"
+        "  from_chunk INTEGER NOT NULL, manifest TEXT NOT NULL, receipt TEXT NOT NULL,"
+        "  relayed_sha256 TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,"
+        "  UNIQUE(consumer, consumer_pid));"
+        "CREATE INDEX IF NOT EXISTS transfers_provider ON transfers(provider);"
+        "CREATE INDEX IF NOT EXISTS transfers_agreement ON transfers(agreement_id, state);"
+        "CREATE INDEX IF NOT EXISTS transfers_state ON transfers(state, updated);"
+        "CREATE TABLE IF NOT EXISTS encryption_keys(participant TEXT PRIMARY KEY,"
+        "  binding_text TEXT NOT NULL, signature TEXT NOT NULL, certificate_pem TEXT NOT NULL,"
+        "  created TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT,"
         "  recipient TEXT NOT NULL, body TEXT NOT NULL);"
         "CREATE INDEX IF NOT EXISTS events_recipient ON events(recipient, id);"
@@ -285,6 +302,51 @@ class SqliteStore final : public Store {
     auto r = reader();
     return agreements_where(*r, "consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC",
                             {participant});
+  }
+
+  Result<std::optional<StoredTransfer>> transfer(const std::string& pid) override {
+    auto r = reader();
+    return one_transfer(*r, "provider_pid = ?", {pid});
+  }
+
+  Result<std::optional<StoredTransfer>> transfer_by_consumer_pid(
+      const std::string& consumer, const std::string& consumer_pid) override {
+    auto r = reader();
+    return one_transfer(*r, "consumer = ? AND consumer_pid = ?", {consumer, consumer_pid});
+  }
+
+  Result<std::vector<StoredTransfer>> transfers_of(const std::string& participant) override {
+    auto r = reader();
+    return transfers_where(*r, "consumer = ?1 OR provider = ?1 ORDER BY created DESC, rowid DESC",
+                           {participant});
+  }
+
+  Result<std::vector<StoredTransfer>> transfers_in_state(const std::string& state) override {
+    auto r = reader();
+    return transfers_where(*r, "state = ? ORDER BY updated", {state});
+  }
+
+  Result<uint64_t> count_completed(const std::string& agreement_id) override {
+    auto r = reader();
+    Connection::Stmt s =
+        r->prepare("SELECT COUNT(*) FROM transfers WHERE agreement_id = ? AND state = 'COMPLETED'");
+    s.text(1, agreement_id);
+    if (s.step() != SQLITE_ROW) return r->error("counting transfers of " + agreement_id);
+    return s.column_u64(0);
+  }
+
+  Result<std::optional<StoredEncryptionKey>> encryption_key(
+      const std::string& participant) override {
+    auto r = reader();
+    Connection::Stmt s = r->prepare(
+        "SELECT participant, binding_text, signature, certificate_pem, created "
+        "FROM encryption_keys WHERE participant = ?");
+    s.text(1, participant);
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<StoredEncryptionKey>();
+    if (rc != SQLITE_ROW) return r->error("reading the encryption key of " + participant);
+    return std::optional<StoredEncryptionKey>(StoredEncryptionKey{
+        s.column(0), s.column(1), s.column(2), s.column(3), instant(s.column(4))});
   }
 
   Result<std::vector<uint64_t>> commit(const Transition& t) override {
@@ -555,6 +617,45 @@ class SqliteStore final : public Store {
     return std::optional<StoredNegotiation>(std::move(all->front()));
   }
 
+  static constexpr const char* kTransferColumns =
+      "provider_pid, consumer_pid, consumer, provider, agreement_id, dataset, state, reason, "
+      "last_message, last_sender, manifest, receipt, relayed_sha256, from_chunk, created, updated";
+
+  static Result<std::vector<StoredTransfer>> transfers_where(Connection& conn,
+                                                             const std::string& where,
+                                                             const std::vector<std::string>& args) {
+    const std::string sql =
+        std::string("SELECT ") + kTransferColumns + " FROM transfers WHERE " + where;
+    Connection::Stmt s = conn.prepare(sql);
+    for (size_t i = 0; i < args.size(); ++i)
+      s.text(static_cast<int>(i + 1), args[i]);
+    std::vector<StoredTransfer> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      StoredTransfer t;
+      int i = 0;
+      for (std::string* v : {&t.provider_pid, &t.consumer_pid, &t.consumer, &t.provider,
+                             &t.agreement_id, &t.dataset, &t.state, &t.reason, &t.last_message,
+                             &t.last_sender, &t.manifest, &t.receipt, &t.relayed_sha256})
+        *v = s.column(i++);
+      t.from_chunk = s.column_u64(i++);
+      t.created = instant(s.column(i++));
+      t.updated = instant(s.column(i++));
+      out.push_back(std::move(t));
+    }
+    if (rc != SQLITE_DONE) return conn.error("reading transfers");
+    return out;
+  }
+
+  static Result<std::optional<StoredTransfer>> one_transfer(Connection& conn,
+                                                            const std::string& where,
+                                                            const std::vector<std::string>& args) {
+    auto all = transfers_where(conn, where, args);
+    if (!all) return all.status();
+    if (all->empty()) return std::optional<StoredTransfer>();
+    return std::optional<StoredTransfer>(std::move(all->front()));
+  }
+
   static Result<std::vector<StoredAgreement>> agreements_where(
       Connection& conn, const std::string& where, const std::vector<std::string>& args) {
     const std::string sql =
@@ -615,6 +716,33 @@ class SqliteStore final : public Store {
       s.text(++i, a->retired_reason);
       s.text(++i, a->retired ? format_rfc3339(a->retired_at) : "");
       if (s.step() != SQLITE_DONE) return w.error("writing agreement " + a->id);
+    }
+    if (const StoredTransfer* x = t.transfer) {
+      const std::string sql = std::string("INSERT OR REPLACE INTO transfers(") + kTransferColumns +
+                              ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      Connection::Stmt s = w.prepare(sql);
+      int i = 0;
+      for (const std::string* v :
+           {&x->provider_pid, &x->consumer_pid, &x->consumer, &x->provider, &x->agreement_id,
+            &x->dataset, &x->state, &x->reason, &x->last_message, &x->last_sender, &x->manifest,
+            &x->receipt, &x->relayed_sha256})
+        s.text(++i, *v);
+      s.int64(++i, x->from_chunk);
+      s.text(++i, format_rfc3339(x->created));
+      s.text(++i, format_rfc3339(x->updated));
+      if (s.step() != SQLITE_DONE) return w.error("writing transfer " + x->provider_pid);
+    }
+    if (const StoredEncryptionKey* k = t.encryption_key) {
+      Connection::Stmt s = w.prepare(
+          "INSERT OR REPLACE INTO encryption_keys(participant, binding_text, signature, "
+          "certificate_pem, created) VALUES(?, ?, ?, ?, ?)");
+      s.text(1, k->participant);
+      s.text(2, k->binding_text);
+      s.text(3, k->signature);
+      s.text(4, k->certificate_pem);
+      s.text(5, format_rfc3339(k->created));
+      if (s.step() != SQLITE_DONE)
+        return w.error("writing the encryption key of " + k->participant);
     }
     for (const StoredEvent& e : t.events) {
       Connection::Stmt s = w.prepare("INSERT INTO events(recipient, body) VALUES(?, ?)");

@@ -1,10 +1,10 @@
 #pragma once
 // The broker's durable state besides the provenance log: participants seen, datasets with their
-// offers, negotiations, agreements, and the outboxes (events for connectors, entries for the
-// provenance log) written in the same transaction as the state they report. Behind an interface so
-// that a PostgreSQL store can replace the embedded SQLite one without touching the catalog.
-// Implementations are thread-safe; calls block on disk, so the broker makes them from its worker
-// pool only.
+// offers, negotiations, agreements, transfers, encryption keys, and the outboxes (events for
+// connectors, entries for the provenance log) written in the same transaction as the state they
+// report. Behind an interface so that a PostgreSQL store can replace the embedded SQLite one
+// without touching the catalog. Implementations are thread-safe; calls block on disk, so the broker
+// makes them from its worker pool only.
 
 #include <cstdint>
 #include <memory>
@@ -58,6 +58,34 @@ struct StoredAgreement {
   Instant retired_at;
 };
 
+// A transfer process as stored (broker/transfers.h). JSON members are JSON text.
+struct StoredTransfer {
+  std::string provider_pid;  // assigned by the broker; the key
+  std::string consumer_pid;
+  std::string consumer, provider;  // participant ids
+  std::string agreement_id;
+  std::string dataset;
+  std::string state;           // "REQUESTED", ...
+  std::string reason;          // {"code", "reasons"} once suspended or terminated (JSON), or ""
+  std::string last_message;    // the message that made the current state (JSON), for replays
+  std::string last_sender;     // "consumer" or "provider"
+  uint64_t from_chunk = 0;     // where the next upload starts (the consumer's resume point)
+  std::string manifest;        // the provider's signed manifest of the last relay (JSON), or ""
+  std::string receipt;         // the consumer's signed receipt (JSON), once COMPLETED
+  std::string relayed_sha256;  // hex SHA-256 of the bytes last relayed, or ""
+  Instant created, updated;
+};
+
+// A participant's registered encryption key: its signed key binding (protocol/stream_documents.h)
+// and the certificate that signed it.
+struct StoredEncryptionKey {
+  std::string participant;
+  std::string binding_text;  // the canonical key binding, exactly as signed
+  std::string signature;     // certs::DocumentSignature as JSON
+  std::string certificate_pem;
+  Instant created;
+};
+
 // An event for a participant's control channel: kept until acknowledged.
 struct StoredEvent {
   uint64_t id = 0;  // assigned by the store, increasing, never reused
@@ -65,12 +93,15 @@ struct StoredEvent {
   std::string body;  // the whole channel message without its id (JSON)
 };
 
-// A state change to commit atomically: the negotiation, perhaps a new or changed agreement, the
-// events it causes and the provenance entries that record it (JSON text of provenance::Entry
-// fields), which the broker appends to the log after the commit.
+// A state change to commit atomically: the negotiation, perhaps a new or changed agreement, a
+// transfer, an encryption key (each optional), the events it causes and the provenance entries that
+// record it (JSON text of provenance::Entry fields), which the broker appends to the log after the
+// commit.
 struct Transition {
   const StoredNegotiation* negotiation = nullptr;
   const StoredAgreement* agreement = nullptr;
+  const StoredTransfer* transfer = nullptr;
+  const StoredEncryptionKey* encryption_key = nullptr;  // replaces the participant's key
   std::vector<StoredEvent> events;
   std::vector<std::string> log_entries;
 };
@@ -103,6 +134,19 @@ class Store {
   virtual Result<std::vector<StoredNegotiation>> negotiations_idle_since(Instant before) = 0;
   virtual Result<std::optional<StoredAgreement>> agreement(const std::string& id) = 0;
   virtual Result<std::vector<StoredAgreement>> agreements_of(const std::string& participant) = 0;
+  // Transfers: by providerPid, by the consumer's consumerPid, where `participant` is a party
+  // (newest first), in one state (oldest change first), and how many COMPLETED transfers an
+  // agreement has.
+  virtual Result<std::optional<StoredTransfer>> transfer(const std::string& provider_pid) = 0;
+  virtual Result<std::optional<StoredTransfer>> transfer_by_consumer_pid(
+      const std::string& consumer, const std::string& consumer_pid) = 0;
+  virtual Result<std::vector<StoredTransfer>> transfers_of(const std::string& participant) = 0;
+  virtual Result<std::vector<StoredTransfer>> transfers_in_state(const std::string& state) = 0;
+  virtual Result<uint64_t> count_completed(const std::string& agreement_id) = 0;
+  // A participant's encryption key (written with a Transition).
+  virtual Result<std::optional<StoredEncryptionKey>> encryption_key(
+      const std::string& participant) = 0;
+
   // Commits the transition atomically and returns once it is durable, with the ids of its log
   // entries in the outbox. Concurrent commits may share one transaction (group commit); each
   // succeeds or fails alone.

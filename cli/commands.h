@@ -17,5 +17,7 @@ void add_connector_commands(CLI::App& app, int* exit_status);
 void add_certs_commands(CLI::App& app, int* exit_status);
 // The negotiation commands of `dsx connector` (serve, negotiate, approve, ...), on its group.
 void add_negotiation_commands(CLI::App& connector_group, int* exit_status);
+// The transfer commands of `dsx connector` (fetch, transfers, suspend, resume), on its group.
+void add_transfer_commands(CLI::App& connector_group, int* exit_status);
 
 }  // namespace dsx::cli

@@ -237,6 +237,7 @@ void add_connector_commands(CLI::App& app, int* exit_status) {
   cat->callback([c, exit_status] { *exit_status = run_catalog(c->remote, c->options); });
 
   add_negotiation_commands(*group, exit_status);
+  add_transfer_commands(*group, exit_status);
 }
 
 }  // namespace dsx::cli

@@ -3,6 +3,7 @@
 // with its reasons. Later issues grow this into a whole exchange on loopback.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -15,6 +16,9 @@
 #include "policy/parser.h"
 
 namespace dsx::cli {
+
+int run_exchange_demo(bool keep);  // cli/exchange_demo.cpp
+
 namespace {
 
 std::string indent(const std::string& text, const std::string& by) {
@@ -103,11 +107,22 @@ int run_demo() {
 }  // namespace
 
 void add_demo_command(CLI::App& app, int* exit_status) {
+  struct Options {
+    bool keep = false, policies = false;
+  };
+  auto o = std::make_shared<Options>();
   CLI::App* demo = app.add_subcommand(
       "demo",
-      "Show the data space at work. For now: usage-policy decisions with their reasons on\n"
-      "the bundled example policies (examples/policies).");
-  demo->callback([exit_status] { *exit_status = run_demo(); });
+      "Show the data space at work: a CA, a broker, a provider, two consumers and an auditor\n"
+      "on this machine (127.0.0.1, a temporary folder), each step the real dsx command:\n"
+      "publish under a usage policy, negotiate, fetch end-to-end encrypted, a refusal for\n"
+      "the use count and one for the place, and the auditor's proofs. Exit status 0 when\n"
+      "every step behaved as expected.");
+  demo->add_flag("--keep", o->keep, "keep the temporary folder (certificates, logs, files)");
+  demo->add_flag("--policies", o->policies,
+                 "instead: the policy engine's decisions on the bundled example policies");
+  demo->callback(
+      [exit_status, o] { *exit_status = o->policies ? run_demo() : run_exchange_demo(o->keep); });
 }
 
 }  // namespace dsx::cli

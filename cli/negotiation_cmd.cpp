@@ -14,6 +14,7 @@
 #include "connectors/channel.h"
 #include "connectors/negotiation.h"
 #include "connectors/negotiator.h"
+#include "connectors/transfer_stream.h"
 
 namespace dsx::cli {
 namespace {
@@ -90,8 +91,19 @@ int run_serve(const ServeOptions& o) {
   if (!rules)
     return report_error(Status::invalid_argument(o.remote.config + ": " + rules.status().message()),
                         kExitBadInput);
+  auto datasets = conn::parse_datasets(*file, std::filesystem::path(o.remote.config).parent_path());
+  if (!datasets)
+    return report_error(
+        Status::invalid_argument(o.remote.config + ": " + datasets.status().message()),
+        kExitBadInput);
   auto config = client_config(o.remote);
   if (!config) return report_error(config.status(), kExitBadInput);
+  auto dir = state_dir(o.remote, *config);
+  if (!dir) return report_error(dir.status(), kExitBadInput);
+  conn::ProviderOptions provider;
+  provider.cert_dir = config->cert_dir;
+  provider.state_dir = *dir;
+  provider.datasets = *datasets;
   const std::filesystem::path state =
       o.state.empty() ? config->cert_dir / "serve-state.json" : std::filesystem::path(o.state);
   auto handled = conn::Channel::HandledEvents::open(state);
@@ -101,15 +113,20 @@ int run_serve(const ServeOptions& o) {
   // after a failure: the broker may not be up when serve starts.
   std::unique_ptr<conn::Client> client;
   std::unique_ptr<conn::Responder> responder;
+  std::unique_ptr<conn::TransferResponder> transfers;
   auto handler = [&](const conn::Event& event) -> Status {
     if (!client) {
       auto c = conn::Client::connect(*config);
       if (!c) return c.status();
       client = std::move(*c);
       responder = std::make_unique<conn::Responder>(*client, *rules);
+      transfers = std::make_unique<conn::TransferResponder>(*client, provider);
     }
-    auto line = responder->handle(event);
+    // Transfer events (an upload runs here, to its end: the channel waits meanwhile).
+    auto line =
+        event.type.rfind("transfer.", 0) == 0 ? transfers->handle(event) : responder->handle(event);
     if (!line) {
+      transfers.reset();
       responder.reset();
       client.reset();
       return line.status();
@@ -126,7 +143,8 @@ int run_serve(const ServeOptions& o) {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   std::cerr << "dsx serve: " << rules->size() << " auto-accept rule"
-            << (rules->size() == 1 ? "" : "s") << "; handled events in " << state.string()
+            << (rules->size() == 1 ? "" : "s") << ", " << datasets->size() << " dataset file"
+            << (datasets->size() == 1 ? "" : "s") << "; handled events in " << state.string()
             << std::endl;
   const Status s = conn::Channel::run(*config, run, *handled, handler);
   std::signal(SIGINT, SIG_DFL);
@@ -343,7 +361,9 @@ void add_negotiation_commands(CLI::App& group, int* exit_status) {
       "per event. Providers: a contract request (or an accepted counter-offer) is approved when\n"
       "an auto-accept rule of the --config file matches, {\"autoAccept\": [{\"dataset\": ID or\n"
       "\"*\", \"consumer\": ID}]}; otherwise it stays pending for dsx connector approve|refuse.\n"
-      "Consumers: an agreement is checked (its hash) and verified. Reconnects with backoff;\n"
+      "Consumers: an agreement is checked (its hash) and verified. Transfers: a requested or\n"
+      "resumed transfer of a dataset listed in \"datasets\" ({\"ID\": \"FILE\"}) is started,\n"
+      "sealed for the consumer's checked key and uploaded. Reconnects with backoff;\n"
       "each event is handled once, also across restarts (--state). SIGINT/SIGTERM stop it.");
   add_remote_options(serve, s->remote);
   serve

@@ -63,6 +63,23 @@ Result<std::unique_ptr<connectors::Client>> connect(const RemoteOptions& o) {
   return connectors::Client::connect(*config);
 }
 
+Result<std::filesystem::path> state_dir(const RemoteOptions& o,
+                                        const connectors::ClientConfig& config) {
+  auto doc = read_config(o);
+  if (!doc) return doc.status();
+  if (!doc->contains("stateDir")) return config.cert_dir;
+  const auto& v = (*doc)["stateDir"];
+  if (!v.is_string() || v.get<std::string>().empty())
+    return Status::invalid_argument(o.config + ": stateDir: expected a folder name");
+  std::filesystem::path dir = v.get<std::string>();
+  if (dir.is_relative()) dir = std::filesystem::path(o.config).parent_path() / dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return Status::invalid_argument(o.config + ": stateDir " + dir.string() + ": " + ec.message());
+  return dir;
+}
+
 int report_error(const Status& s, int code) {
   std::cerr << "dsx: " << s.message() << "\n";
   return code;

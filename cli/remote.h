@@ -5,6 +5,7 @@
 // variables; flags win, then the file, then the environment. Also the exit statuses and error
 // lines the remote commands share (docs/cli.md).
 
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,6 +29,10 @@ Result<nlohmann::json> read_config(const RemoteOptions& options);
 // Where the broker is and which certificate folder to use, from flags, file and environment.
 Result<connectors::ClientConfig> client_config(const RemoteOptions& options);
 Result<std::unique_ptr<connectors::Client>> connect(const RemoteOptions& options);
+// Where the connector keeps its state (encryption key, transfers): the config file's "stateDir"
+// (relative to the file's folder), else the certificate folder.
+Result<std::filesystem::path> state_dir(const RemoteOptions& options,
+                                        const connectors::ClientConfig& config);
 
 inline constexpr int kExitFailed = 1;    // the broker could not be reached, or said no
 inline constexpr int kExitBadInput = 2;  // bad input, or a refusal (4xx)

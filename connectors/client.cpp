@@ -4,9 +4,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -72,6 +74,10 @@ struct Client::Impl {
   ssl::context ctx{ssl::context::tls_client};
   std::optional<detail::TlsStream> stream;
   SSL_SESSION* session = nullptr;  // for resumption on reconnect
+  // When the connection last finished an exchange: a streamed request on a connection idle for
+  // longer opens a new one first, because it cannot be repeated once its body has begun.
+  std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
+  static constexpr std::chrono::seconds kStreamIdleReuse{5};
 
   ~Impl() {
     if (session) SSL_SESSION_free(session);
@@ -134,6 +140,182 @@ struct Client::Impl {
       reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     keep_session();
     if (!res.keep_alive()) close();
+    last_used = std::chrono::steady_clock::now();
+    return reply;
+  }
+
+  // Opens a connection unless a recently used one is there.
+  Status ensure_fresh() {
+    if (stream && std::chrono::steady_clock::now() - last_used < kStreamIdleReuse)
+      return Status::ok();
+    return open();
+  }
+
+  template <typename Request>
+  void prepare(Request& req, const Client::Headers& headers) {
+    req.set(http::field::host, config.host + ":" + std::to_string(config.port));
+    req.set(http::field::user_agent, "dsx-connector");
+    for (const auto& [name, value] : headers)
+      req.set(name, value);
+    req.keep_alive(true);
+  }
+
+  // Reads a whole reply (a refusal, or the answer to an upload) after the request was sent.
+  Result<Reply> read_whole_reply(beast::flat_buffer& buffer) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(uint64_t{1} << 30);
+    beast::get_lowest_layer(*stream).expires_after(config.timeout);
+    auto ec = detail::run_op(
+        ioc, [&](auto handler) { http::async_read(*stream, buffer, parser, std::move(handler)); });
+    if (ec) {
+      stream.reset();
+      return Status::failed_precondition("reading the reply: " + ec.message());
+    }
+    auto& res = parser.get();
+    Reply reply;
+    reply.status = static_cast<int>(res.result_int());
+    reply.body = std::move(res.body());
+    for (const auto& field : res)
+      reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    keep_session();
+    if (!res.keep_alive()) close();
+    last_used = std::chrono::steady_clock::now();
+    return reply;
+  }
+
+  Result<Reply> upload(std::string_view method, std::string_view target,
+                       const Client::Headers& headers, uint64_t content_length,
+                       const Client::BodySource& source, size_t piece_size) {
+    http::request<http::empty_body> req{http::string_to_verb(method), std::string(target), 11};
+    prepare(req, headers);
+    req.set(http::field::content_type, "application/octet-stream");
+    req.content_length(content_length);
+    http::request_serializer<http::empty_body> serializer{req};
+    auto& tcp_stream = beast::get_lowest_layer(*stream);
+    tcp_stream.expires_after(config.timeout);
+    auto ec = detail::run_op(ioc, [&](auto handler) {
+      http::async_write_header(*stream, serializer, std::move(handler));
+    });
+    if (ec) {
+      stream.reset();
+      return Status::failed_precondition("sending the request: " + ec.message());
+    }
+    std::vector<uint8_t> piece(std::max<size_t>(piece_size, 1));
+    uint64_t sent = 0;
+    while (sent < content_length) {
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(piece.size(), content_length - sent));
+      auto n = source(std::span<uint8_t>(piece.data(), want));
+      if (!n) {
+        stream.reset();  // a half-sent body: the connection cannot be reused
+        return n.status();
+      }
+      if (*n == 0 || *n > want) {
+        stream.reset();
+        return Status::internal("upload: the body source gave " + std::to_string(*n) +
+                                " bytes of the " + std::to_string(want) + " asked for");
+      }
+      tcp_stream.expires_after(config.timeout);
+      ec = detail::run_op(ioc, [&](auto handler) {
+        asio::async_write(*stream, asio::buffer(piece.data(), *n), std::move(handler));
+      });
+      if (ec) {
+        // The peer may have answered (and closed) before taking the whole body: its reply
+        // says why, and is worth more than "broken pipe".
+        beast::flat_buffer buffer;
+        if (auto early = read_whole_reply(buffer); early) {
+          close();
+          return early;
+        }
+        stream.reset();
+        return Status::failed_precondition("sending the body (" + std::to_string(sent) + " of " +
+                                           std::to_string(content_length) +
+                                           " bytes sent): " + ec.message());
+      }
+      sent += *n;
+    }
+    beast::flat_buffer buffer;
+    return read_whole_reply(buffer);
+  }
+
+  // One GET; `received` tells the caller whether any part of a reply arrived (then it must not
+  // be repeated).
+  Result<Reply> download(std::string_view target, const Client::Headers& headers,
+                         const Client::HeadersSink& on_headers, const Client::BodySink& on_piece,
+                         size_t piece_size, bool& received) {
+    received = false;
+    http::request<http::empty_body> req{http::verb::get, std::string(target), 11};
+    prepare(req, headers);
+    auto& tcp_stream = beast::get_lowest_layer(*stream);
+    tcp_stream.expires_after(config.timeout);
+    auto ec = detail::run_op(
+        ioc, [&](auto handler) { http::async_write(*stream, req, std::move(handler)); });
+    if (ec) {
+      stream.reset();
+      return Status::failed_precondition("sending the request: " + ec.message());
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::empty_body> head_parser;
+    head_parser.body_limit(std::numeric_limits<uint64_t>::max());
+    tcp_stream.expires_after(config.timeout);
+    ec = detail::run_op(ioc, [&](auto handler) {
+      http::async_read_header(*stream, buffer, head_parser, std::move(handler));
+    });
+    if (ec) {
+      stream.reset();
+      return Status::failed_precondition("reading the reply: " + ec.message());
+    }
+    received = true;
+    Reply reply;
+    reply.status = static_cast<int>(head_parser.get().result_int());
+    for (const auto& field : head_parser.get())
+      reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    if (reply.status / 100 != 2) {
+      http::response_parser<http::string_body> parser{std::move(head_parser)};
+      parser.body_limit(uint64_t{1} << 20);
+      tcp_stream.expires_after(config.timeout);
+      ec = detail::run_op(ioc, [&](auto handler) {
+        http::async_read(*stream, buffer, parser, std::move(handler));
+      });
+      if (ec) {
+        stream.reset();
+        return Status::failed_precondition("reading the reply: " + ec.message());
+      }
+      reply.body = std::move(parser.get().body());
+      if (!parser.get().keep_alive()) close();
+      last_used = std::chrono::steady_clock::now();
+      return reply;
+    }
+    if (Status s = on_headers ? on_headers(reply) : Status::ok(); !s) {
+      stream.reset();
+      return s;
+    }
+    http::response_parser<http::buffer_body> parser{std::move(head_parser)};
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    std::vector<uint8_t> piece(std::max<size_t>(piece_size, 1));
+    while (!parser.is_done()) {
+      parser.get().body().data = piece.data();
+      parser.get().body().size = piece.size();
+      tcp_stream.expires_after(config.timeout);  // a timeout per read: a stalled relay ends
+      ec = detail::run_op(ioc, [&](auto handler) {
+        http::async_read_some(*stream, buffer, parser, std::move(handler));
+      });
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        stream.reset();
+        return Status::failed_precondition("reading the body: " + ec.message());
+      }
+      const size_t n = piece.size() - parser.get().body().size;
+      if (n > 0) {
+        if (Status s = on_piece(std::span<const uint8_t>(piece.data(), n)); !s) {
+          stream.reset();
+          return s;
+        }
+      }
+    }
+    keep_session();
+    if (!parser.get().keep_alive()) close();
+    last_used = std::chrono::steady_clock::now();
     return reply;
   }
 };
@@ -160,6 +342,28 @@ Result<Reply> Client::request(std::string_view method, std::string_view target,
   if (!reply && reused) {  // the broker may have closed an idle connection: once more
     if (Status s = impl_->open(); !s) return s;
     reply = impl_->exchange(method, target, body, content_type);
+  }
+  return reply;
+}
+
+Result<Reply> Client::upload(std::string_view method, std::string_view target,
+                             const Headers& headers, uint64_t content_length,
+                             const BodySource& source, size_t piece_size) {
+  if (Status s = impl_->ensure_fresh(); !s) return s;
+  return impl_->upload(method, target, headers, content_length, source, piece_size);
+}
+
+Result<Reply> Client::download(std::string_view target, const Headers& headers,
+                               const HeadersSink& on_headers, const BodySink& on_piece,
+                               size_t piece_size) {
+  const bool reused = impl_->stream.has_value() &&
+                      std::chrono::steady_clock::now() - impl_->last_used < Impl::kStreamIdleReuse;
+  if (Status s = impl_->ensure_fresh(); !s) return s;
+  bool received = false;
+  auto reply = impl_->download(target, headers, on_headers, on_piece, piece_size, received);
+  if (!reply && reused && !received) {  // nothing arrived: a closed connection, once more
+    if (Status s = impl_->open(); !s) return s;
+    reply = impl_->download(target, headers, on_headers, on_piece, piece_size, received);
   }
   return reply;
 }

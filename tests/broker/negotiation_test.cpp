@@ -3,13 +3,6 @@
 // idempotency, agreements and their signatures, the control channel, restarts and timeouts.
 #include "protocol/negotiation.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -20,13 +13,11 @@
 #include "provenance/canonical_json.h"
 #include "provenance/merkle.h"
 #include "provenance/signing.h"
+#include "tests/broker/dsp_helpers.h"
 #include "tests/broker/space.h"
 
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 using dsx::connectors::Client;
 using dsx::connectors::Reply;
 using dsx::testing::body;
@@ -34,142 +25,18 @@ using dsx::testing::call;
 using dsx::testing::Space;
 using json = nlohmann::json;
 
-const json kContext = json::array({"https://w3id.org/dspace/2025/1/context.jsonld"});
-const std::string kResearch = "https://w3id.org/dpv#AcademicResearch";
-
-// acme publishes a dataset whose one offer allows use for research, in NL or DE, before 2100.
-std::string publish(Client& acme, const std::string& id,
-                    const std::string& not_after = "2100-01-01T00:00:00Z") {
-  const json offer = {
-      {"@id", id + ":offer"},
-      {"permission",
-       json::array({{{"action", "use"},
-                     {"constraint",
-                      json::array({{{"leftOperand", "purpose"},
-                                    {"operator", "eq"},
-                                    {"rightOperand", {{"@id", kResearch}}}},
-                                   {{"leftOperand", "spatial"},
-                                    {"operator", "isAnyOf"},
-                                    {"rightOperand", json::array({"NL", "DE"})}},
-                                   {{"leftOperand", "dateTime"},
-                                    {"operator", "lt"},
-                                    {"rightOperand",
-                                     {{"@value", not_after}, {"@type", "xsd:dateTime"}}}}})}}})}};
-  const json dataset = {
-      {"id", id}, {"title", "Admissions " + id}, {"offers", json::array({offer})}};
-  const Reply r = call(acme, "POST", "/management/datasets", dataset.dump());
-  INFO(r.body);
-  REQUIRE(r.status == 201);
-  return id + ":offer";
-}
-
-json request_message(const std::string& cpid, const std::string& offer,
-                     const std::string& purpose = kResearch) {
-  return {{"@context", kContext},
-          {"@type", "ContractRequestMessage"},
-          {"consumerPid", cpid},
-          {"offer", {{"@id", offer}}},
-          {"callbackAddress", "urn:dsx:channel"},
-          {"dsx:purpose", purpose}};
-}
-
-json simple(const std::string& type, const std::string& pid, const std::string& cpid) {
-  return {{"@context", kContext}, {"@type", type}, {"providerPid", pid}, {"consumerPid", cpid}};
-}
-
-json event(const std::string& kind, const std::string& pid, const std::string& cpid) {
-  json e = simple("ContractNegotiationEventMessage", pid, cpid);
-  e["eventType"] = kind;
-  return e;
-}
-
-json termination(const std::string& pid, const std::string& cpid, const std::string& reason) {
-  json t = simple("ContractNegotiationTerminationMessage", pid, cpid);
-  t["code"] = "refused";
-  t["reason"] = json::array({reason});
-  return t;
-}
-
-std::string state_of(Client& c, const std::string& pid) {
-  const Reply r = call(c, "GET", "/negotiations/" + pid);
-  REQUIRE(r.status == 200);
-  return body(r)["state"];
-}
-
-// Requests a contract for `offer` as `consumer`; the providerPid.
-std::string start(Client& consumer, const std::string& cpid, const std::string& offer) {
-  const Reply r =
-      call(consumer, "POST", "/negotiations/request", request_message(cpid, offer).dump());
-  INFO(r.body);
-  REQUIRE(r.status == 201);
-  const json j = body(r);
-  CHECK(j["@type"] == "ContractNegotiation");
-  CHECK(j["state"] == "REQUESTED");
-  CHECK(j["consumerPid"] == cpid);
-  return j["providerPid"];
-}
-
-std::string reasons_text(const Reply& r) {
-  return body(r)["reason"].dump();
-}
-
-// A control channel client: WebSocket over mutual TLS with a participant's certificate.
-class Channel {
- public:
-  Channel(const Space& s, const std::string& who) : ctx_(context(s.dir() / who)), ws_(ioc_, ctx_) {
-    beast::get_lowest_layer(ws_).connect({asio::ip::make_address("127.0.0.1"), s.port()});
-    ws_.next_layer().handshake(asio::ssl::stream_base::client);
-    ws_.handshake("127.0.0.1", "/channel");
-  }
-
-  // The next event, or null when none arrives within `wait` (the channel is then unusable: a
-  // WebSocket read that was cancelled leaves the stream in an unknown state).
-  json next(std::chrono::milliseconds wait = std::chrono::milliseconds(5000)) {
-    beast::flat_buffer buffer;
-    if (read(buffer, wait)) return nullptr;
-    return json::parse(beast::buffers_to_string(buffer.data()));
-  }
-  void ack(uint64_t id) { ws_.write(asio::buffer(json{{"ack", id}}.dump())); }
-  // Whether the broker closed the channel (within `wait`).
-  bool closed_by_broker(std::chrono::milliseconds wait) {
-    beast::flat_buffer buffer;
-    return read(buffer, wait) == websocket::error::closed;
-  }
-
- private:
-  // Before the stream: its SSL object takes the context's certificate when it is made.
-  static asio::ssl::context context(const std::filesystem::path& dir) {
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.use_certificate_chain_file((dir / "cert.pem").string());
-    ctx.use_private_key_file((dir / "key.pem").string(), asio::ssl::context::pem);
-    ctx.load_verify_file((dir / "ca.pem").string());
-    ctx.set_verify_mode(asio::ssl::verify_peer);
-    return ctx;
-  }
-  // A read with a deadline (Asio's synchronous reads have none).
-  beast::error_code read(beast::flat_buffer& buffer, std::chrono::milliseconds wait) {
-    std::optional<beast::error_code> result;
-    ws_.async_read(buffer, [&](beast::error_code ec, size_t) { result = ec; });
-    ioc_.restart();
-    ioc_.run_for(wait);
-    if (!result) {
-      beast::get_lowest_layer(ws_).cancel();
-      ioc_.restart();
-      ioc_.run();
-    }
-    return *result;
-  }
-
-  asio::io_context ioc_;
-  asio::ssl::context ctx_;
-  websocket::stream<asio::ssl::stream<asio::ip::tcp::socket>> ws_;
-};
-
-json entries(Client& auditor, const std::string& action) {
-  const Reply r = call(auditor, "GET", "/audit/entries?from=0&limit=1000&action=" + action);
-  REQUIRE(r.status == 200);
-  return body(r)["entries"];
-}
+using dsx::testing::Channel;
+using dsx::testing::entries;
+using dsx::testing::event;
+using dsx::testing::kContext;
+using dsx::testing::kResearch;
+using dsx::testing::publish;
+using dsx::testing::reasons_text;
+using dsx::testing::request_message;
+using dsx::testing::simple;
+using dsx::testing::start;
+using dsx::testing::state_of;
+using dsx::testing::termination;
 
 }  // namespace
 
@@ -546,7 +413,7 @@ TEST_CASE("providers retire agreements", "[negotiation]") {
   const json a = body(call(*leiden, "GET", "/management/agreements/" + id));
   CHECK(a["state"] == "retired");
   CHECK(a["retiredReason"] == "licence withdrawn");
-  const json logged = entries(*auditor, "agreement.retired");
+  const json logged = entries(*auditor, "agreement.retired", 1);
   REQUIRE(logged.size() == 1);
   CHECK(logged[0]["entry"]["details"]["reason"] == "licence withdrawn");
 }

@@ -1,0 +1,113 @@
+#include "broker/transitions.h"
+
+#include "broker/policy_inputs.h"
+#include "common/hex.h"
+#include "policy/describe.h"
+#include "policy/vocab.h"
+#include "provenance/canonical_json.h"
+#include "provenance/merkle.h"
+
+namespace dsx::broker {
+
+using nlohmann::json;
+
+const char* role_name(protocol::Role r) {
+  return r == protocol::Role::kConsumer ? "consumer" : "provider";
+}
+
+json parse_or_null(const std::string& text) {
+  if (text.empty()) return nullptr;
+  return json::parse(text, nullptr, false);
+}
+
+std::string log_entry(Instant time, const std::string& actor, const std::string& action,
+                      std::vector<std::string> subjects, json details) {
+  return json{{"time", format_rfc3339(time)},
+              {"actor", actor},
+              {"action", action},
+              {"subjects", std::move(subjects)},
+              {"details", std::move(details)}}
+      .dump();
+}
+
+provenance::Entry entry_of(const std::string& text, Instant fallback) {
+  auto doc = json::parse(text, nullptr, false);
+  provenance::Entry e;
+  if (!doc.is_object()) return e;
+  e.time = parse_xsd_date_time(doc.value("time", "")).value_or(fallback);
+  e.actor = doc.value("actor", "");
+  e.action = doc.value("action", "");
+  e.subjects = doc.value("subjects", std::vector<std::string>());
+  e.details = doc.value("details", json::object());
+  return e;
+}
+
+std::string sha256_of_canonical(const json& value) {
+  auto canon = provenance::canonical_json(value);
+  return canon ? to_hex(provenance::sha256(*canon)) : "";
+}
+
+std::string reason_text(const json& reason) {
+  return reason.is_string() ? reason.get<std::string>() : reason.dump();
+}
+
+Status commit_transition(Store& store, Events& events, provenance::Log& log, const Clock& clock,
+                         const Transition& t) {
+  auto ids = store.commit(t);
+  if (!ids) return ids.status();
+  for (const StoredEvent& e : t.events)
+    events.notify(e.recipient);
+  for (size_t i = 0; i < ids->size(); ++i) {
+    Store* s = &store;  // outlives the log (broker.cpp): the callback may run at its close
+    log.append_async(entry_of(t.log_entries[i], clock.now()),
+                     [s, id = (*ids)[i]](Result<provenance::Receipt> r) {
+                       // A failed append stays in the outbox: the next start-up appends it.
+                       if (r) (void)s->log_entry_done(id);
+                     });
+  }
+  return Status::ok();
+}
+
+policy::Context measured_values(uint64_t count, int64_t elapsed_seconds) {
+  const std::string odrl(policy::kOdrlNs);
+  policy::Context values;
+  values.set(odrl + "count",
+             policy::OperandValue{{policy::Value::infer(std::to_string(count))}, false});
+  values.set(odrl + "elapsedTime",
+             policy::OperandValue{
+                 {policy::Value::infer("PT" + std::to_string(elapsed_seconds) + "S")}, false});
+  return values;
+}
+
+Verdict evaluate(const policy::Policy& offer, const certs::Identity& consumer,
+                 const std::string& dataset, const std::string& purpose, const json& declared,
+                 Instant now, const policy::Context* measured) {
+  auto request = participant_request(consumer, dataset, purpose, declared);
+  if (!request)
+    return {false, {"the declared context cannot be read: " + request.status().message()}, {}};
+  policy::State state = participant_state(consumer, now);
+  if (measured) {
+    state.values = *measured;
+  } else {
+    // At negotiation: as for a first transfer at the moment of agreement.
+    state.values = measured_values(1, 0);
+  }
+  const policy::Decision d = policy::decide(offer, *request, state);
+  // A permission's duties are what the agreement will oblige the consumer to do: at the
+  // negotiation they are not yet fulfilled, and that is no reason to refuse. So an active
+  // permission (its constraints hold) grants, unless an active prohibition forbids; the
+  // duties are checked when the data is used (transfers).
+  bool permission_active = false, prohibited = false;
+  for (const policy::RuleOutcome& rule : d.rules) {
+    if (rule.kind == policy::RuleKind::kPermission && rule.active) permission_active = true;
+    if (rule.kind == policy::RuleKind::kProhibition && rule.active) prohibited = true;
+  }
+  const bool permit = d.permit || (permission_active && !prohibited);
+  std::vector<std::string> reasons = decision_reasons(d);
+  if (permit && !d.permit)
+    reasons.insert(reasons.begin(),
+                   "granted: a permission's constraints hold; its duties bind the agreement");
+  return {permit, std::move(reasons), policy::to_json(d)};
+}
+
+}  // namespace dsx::broker

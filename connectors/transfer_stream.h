@@ -1,0 +1,112 @@
+#pragma once
+// The bytes of a transfer, both ends (docs/api.md, "The data"; docs/stream-format.md).
+//
+// Provider: TransferResponder answers the transfer events of the control channel as `dsx
+// connector serve` does. On transfer.requested it checks the consumer's key binding, starts the
+// transfer, seals the dataset's file for that key (StreamSealer, 64 KiB chunks, context
+// stream_context(agreementId, providerPid)) and uploads it with PUT .../data. The manifest must
+// travel in the PUT's header, before the body, so the file is sealed twice with the same sealer:
+// a first pass hashes plaintext and ciphertext (sealing is deterministic for a given sealer), the
+// second sends. The sealer's header and ephemeral key are kept in STATE_DIR/transfers/ (0600) so
+// that transfer.resumed, even after a restart, sends byte for byte the same stream from the
+// chunk asked for, after checking that the file is still the one hashed.
+//
+// Consumer: fetch() requests a transfer, waits for STARTED, downloads the stream into
+// StreamDecoder, writes the verified plaintext to OUT.part (0600), checks the provider's signed
+// manifest (certificate chained to the data space CA, the agreement's provider, sizes and
+// hashes), renames OUT.part to OUT, and completes the transfer with a signed receipt. An
+// interrupted download keeps OUT.part and OUT.part.json (the stream header and the first chunk
+// not yet verified) so that the next run resumes there.
+//
+// Both use the Client they are given: one thread at a time.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "connectors/channel.h"
+#include "connectors/client.h"
+#include "connectors/negotiation.h"
+#include "protocol/stream_documents.h"
+
+namespace dsx::connectors {
+
+// Dataset id -> the file a provider serves for it: the "datasets" member of a connector config
+// file ({"urn:dsx:dataset:x": "/srv/x.csv"}); absent: none. Relative paths are taken relative
+// to `base` (the config file's folder). The error names the member.
+Result<std::map<std::string, std::filesystem::path>> parse_datasets(
+    const nlohmann::json& config, const std::filesystem::path& base = {});
+
+struct ProviderOptions {
+  std::filesystem::path cert_dir;   // cert.pem, key.pem, ca.pem
+  std::filesystem::path state_dir;  // where the sealers' state is kept (transfers/)
+  std::map<std::string, std::filesystem::path> datasets;
+  uint32_t chunk_size = 64 * 1024;
+  std::function<void(const std::string&)> note;  // progress, one line each (may be empty)
+};
+
+class TransferResponder {
+ public:
+  TransferResponder(Client& client, ProviderOptions options)
+      : client_(client), options_(std::move(options)) {}
+  // Acts on one transfer.* event and says what happened, in one line. A refusal by the broker,
+  // a check that fails (a key binding that does not verify, an unknown dataset: the transfer is
+  // terminated with the reason) and an upload cut off midway (the consumer resumes it) are
+  // reported and count as handled; a transport failure before the upload is an error, so the
+  // event comes again after reconnecting.
+  Result<std::string> handle(const Event& event);
+
+ private:
+  Client& client_;
+  const ProviderOptions options_;
+};
+
+// What an upload sent.
+struct UploadResult {
+  uint64_t from_chunk = 0;
+  uint64_t bytes = 0;   // the PUT's body
+  uint64_t chunks = 0;  // in the whole stream
+  protocol::StreamManifest manifest;
+  nlohmann::json reply;  // the broker's answer ({"relayedBytes", "sha256"})
+};
+
+struct FetchOptions {
+  std::string agreement_id;
+  std::filesystem::path out;
+  std::filesystem::path cert_dir;
+  std::filesystem::path state_dir;      // where the encryption key is
+  std::optional<uint64_t> resume_from;  // restart from this chunk (at most the one recorded)
+  std::chrono::milliseconds wait{std::chrono::seconds(60)};  // for the transfer to start
+  // Plaintext bytes verified so far and in all (0 until the manifest is known).
+  std::function<void(uint64_t done, uint64_t total)> progress;
+  std::function<void(const std::string&)> note;
+  std::function<bool()> stop;  // polled while waiting and downloading (the download is then
+                               // kept for resuming); may be empty
+};
+
+struct FetchResult {
+  std::optional<Refusal> refused;  // the transfer request was refused (the policy's reasons)
+  std::string provider_pid, consumer_pid;
+  protocol::StreamManifest manifest;
+  uint64_t resumed_from = 0;        // the first chunk this run downloaded
+  bool ciphertext_checked = false;  // the whole stream's SHA-256 was compared (a run that
+                                    // resumed a stream begun by another run cannot)
+  nlohmann::json completion;        // the broker's answer to the completion with the receipt
+  std::optional<Refusal> completion_refused;
+};
+
+// The consumer's whole fetch. An error says what failed; after a verification failure OUT.part
+// and its state file are gone, after an interruption they are kept for the next run.
+Result<FetchResult> fetch(Client& client, const FetchOptions& options);
+
+// The state file next to OUT.part.
+std::filesystem::path fetch_state_file(const std::filesystem::path& out);
+
+}  // namespace dsx::connectors
