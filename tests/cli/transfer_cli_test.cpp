@@ -1,6 +1,7 @@
 // A transfer from the command line, end to end: `dsx broker` and the provider's `dsx connector
 // serve` in child processes on loopback, certificates from `dsx certs`, then publish, negotiate
-// --wait and fetch a few-MiB file through the encrypted relay; the file must arrive byte for byte.
+// --wait and fetch files of 0 B, 1 B, 64 KiB - 1, 64 KiB, 64 KiB + 1 and a few MiB through the
+// encrypted relay; each must arrive byte for byte.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,20 +95,28 @@ TEST_CASE("a transfer from the command line: serve with datasets and fetch",
     INFO(issued.out);
     REQUIRE(issued.status == 0);
   }
-  // 3 MiB and a bit: several 64 KiB chunks and a short final one.
-  {
-    std::ofstream data(dir / "cohort.bin", std::ios::binary);
-    uint32_t x = 12345;
-    for (size_t i = 0; i < 3 * (1 << 20) + 1000; ++i) {
+  // Sizes at the stream's edges (empty, one byte, one 64 KiB chunk and either side of it) and
+  // 3 MiB and a bit: several chunks and a short final one.
+  const std::vector<size_t> sizes = {0, 1, 65535, 65536, 65537, 3 * (1 << 20) + 1000};
+  std::string datasets, config_datasets;
+  for (size_t size : sizes) {
+    const std::string n = std::to_string(size);
+    std::ofstream data(dir / ("cohort-" + n + ".bin"), std::ios::binary);
+    uint32_t x = 12345 + static_cast<uint32_t>(size);
+    for (size_t i = 0; i < size; ++i) {
       x = x * 1103515245u + 12345u;
       data.put(static_cast<char>(x >> 24));
     }
+    std::ofstream(dir / ("dataset-" + n + ".json"))
+        << R"({"id": "urn:dsx:dataset:cohort-)" << n << R"(", "title": "Cohort )" << n
+        << R"(", "offers": [{"@id": "urn:dsx:offer:cohort-)" << n
+        << R"(", "permission": [{"action": "use"}]}]})";
+    config_datasets += std::string(config_datasets.empty() ? "" : ", ") +
+                       "\"urn:dsx:dataset:cohort-" + n + "\": \"" +
+                       (dir / ("cohort-" + n + ".bin")).string() + "\"";
   }
-  std::ofstream(dir / "dataset.json") << R"({"id": "urn:dsx:dataset:cohort", "title": "Cohort",
-    "offers": [{"@id": "urn:dsx:offer:cohort", "permission": [{"action": "use"}]}]})";
-  std::ofstream(dir / "acme.json") << R"({"autoAccept": [{"dataset": "*"}],
-    "datasets": {"urn:dsx:dataset:cohort": ")"
-                                   << (dir / "cohort.bin").string() << R"("}})";
+  std::ofstream(dir / "acme.json")
+      << R"({"autoAccept": [{"dataset": "*"}], "datasets": {)" << config_datasets << "}}";
   Child broker({"broker", "--cert", (dir / "127.0.0.1").string(), "--listen", "127.0.0.1:0",
                 "--data", (dir / "data").string()},
                dir / "broker.log");
@@ -116,39 +125,47 @@ TEST_CASE("a transfer from the command line: serve with datasets and fetch",
   auto as = [&](const std::string& who) {
     return "--broker " + url + " --cert " + (dir / who).string();
   };
-  REQUIRE(
-      run_dsx("connector publish " + as("acme") + " --dataset " + (dir / "dataset.json").string())
-          .status == 0);
+  for (size_t size : sizes) {
+    const std::string n = std::to_string(size);
+    REQUIRE(run_dsx("connector publish " + as("acme") + " --dataset " +
+                    (dir / ("dataset-" + n + ".json")).string())
+                .status == 0);
+  }
   Child serve({"connector", "serve", "--config", (dir / "acme.json").string(), "--broker", url,
                "--cert", (dir / "acme").string()},
               dir / "serve.log");
   REQUIRE_FALSE(serve.wait_for("control channel open").empty());
-  auto negotiated = run_dsx("connector negotiate " + as("leiden") +
-                            " --offer urn:dsx:offer:cohort --purpose "
-                            "https://w3id.org/dpv#AcademicResearch --wait --timeout 20");
-  INFO(negotiated.out);
-  REQUIRE(negotiated.status == 0);
-  const std::string agreement = word_after(negotiated.out, "FINALIZED: agreement ");
-  REQUIRE(agreement.rfind("urn:uuid:", 0) == 0);
+  for (size_t size : sizes) {
+    const std::string n = std::to_string(size);
+    INFO("a dataset of " << n << " bytes");
+    auto negotiated =
+        run_dsx("connector negotiate " + as("leiden") + " --offer urn:dsx:offer:cohort-" + n +
+                " --purpose https://w3id.org/dpv#AcademicResearch --wait --timeout 20");
+    INFO(negotiated.out);
+    REQUIRE(negotiated.status == 0);
+    const std::string agreement = word_after(negotiated.out, "FINALIZED: agreement ");
+    REQUIRE(agreement.rfind("urn:uuid:", 0) == 0);
 
-  const fs::path out = dir / "received.bin";
-  auto fetched = run_dsx("connector fetch " + as("leiden") + " --agreement " + agreement +
-                         " --out " + out.string() + " --quiet --wait 20");
-  INFO(fetched.out);
-  INFO(serve.log());
-  CHECK(fetched.status == 0);
-  CHECK(fetched.out.find("received " + out.string()) != std::string::npos);
-  CHECK(fetched.out.find(": COMPLETED; receipt logged") != std::string::npos);
-  CHECK(read_all(out) == read_all(dir / "cohort.bin"));
-  CHECK_FALSE(fs::exists(out.string() + ".part"));
-  CHECK_FALSE(fs::exists(out.string() + ".part.json"));
+    const fs::path out = dir / ("received-" + n + ".bin");
+    auto fetched = run_dsx("connector fetch " + as("leiden") + " --agreement " + agreement +
+                           " --out " + out.string() + " --quiet --wait 20");
+    INFO(fetched.out);
+    INFO(serve.log());
+    CHECK(fetched.status == 0);
+    CHECK(fetched.out.find("received " + out.string()) != std::string::npos);
+    CHECK(fetched.out.find(": COMPLETED; receipt logged") != std::string::npos);
+    CHECK(fs::exists(out));
+    CHECK(read_all(out) == read_all(dir / ("cohort-" + n + ".bin")));
+    CHECK_FALSE(fs::exists(out.string() + ".part"));
+    CHECK_FALSE(fs::exists(out.string() + ".part.json"));
+
+    std::string pid = word_after(fetched.out, "\ntransfer ");
+    if (!pid.empty() && pid.back() == ':') pid.pop_back();
+    auto listed = run_dsx("connector transfers " + as("leiden"));
+    INFO(listed.out);
+    CHECK(listed.out.find(pid + "  COMPLETED") != std::string::npos);
+  }
   CHECK(serve.wait_for("sent ").find("sealed for urn:dsx:participant:leiden") != std::string::npos);
-
-  std::string pid = word_after(fetched.out, "\ntransfer ");
-  if (!pid.empty() && pid.back() == ':') pid.pop_back();
-  auto listed = run_dsx("connector transfers " + as("leiden"));
-  INFO(listed.out);
-  CHECK(listed.out.find(pid + "  COMPLETED") != std::string::npos);
   CHECK(serve.stop() == 0);
   fs::remove_all(dir);
 }
