@@ -7,7 +7,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -366,6 +368,22 @@ Result<Reply> Client::download(std::string_view target, const Headers& headers,
     reply = impl_->download(target, headers, on_headers, on_piece, piece_size, received);
   }
   return reply;
+}
+
+std::string path_segment(std::string_view id) {
+  std::string out;
+  for (const char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) ||
+        std::string_view("-._~:@!$&'()*+,;=").find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", u);
+      out += buf;
+    }
+  }
+  return out;
 }
 
 std::string describe_error(const Reply& reply) {

@@ -89,4 +89,8 @@ class Client {
 // The error of a reply that is not 2xx, in one line: "403 forbidden: ... needs the role provider".
 std::string describe_error(const Reply& reply);
 
+// An id as one URL path segment: characters a path may not hold are percent-encoded (ids are
+// normally urn:uuid:..., which pass unchanged).
+std::string path_segment(std::string_view id);
+
 }  // namespace dsx::connectors

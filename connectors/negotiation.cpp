@@ -50,24 +50,6 @@ json contract_request_message(const ContractRequest& r) {
 
 namespace {
 
-// An id as one path segment: characters a path may not hold are percent-encoded (ids are
-// normally urn:uuid:..., which pass unchanged).
-std::string segment(std::string_view id) {
-  std::string out;
-  for (const char c : id) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) ||
-        std::string_view("-._~:@!$&'()*+,;=").find(c) != std::string_view::npos) {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", u);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 Result<Reply> send(Client& client, std::string_view method, const std::string& target,
                    const json& body = nullptr) {
   return client.request(method, target, body.is_null() ? std::string() : body.dump());
@@ -96,7 +78,7 @@ NegotiationAnswer negotiation_answer(const Result<Reply>& reply) {
 }
 
 std::string negotiation_path(std::string_view provider_pid, std::string_view rest = {}) {
-  return "/negotiations/" + segment(provider_pid) + std::string(rest);
+  return "/negotiations/" + path_segment(provider_pid) + std::string(rest);
 }
 
 }  // namespace
@@ -153,13 +135,13 @@ JsonAnswer list_agreements(Client& client) {
 }
 
 JsonAnswer get_agreement(Client& client, std::string_view agreement_id) {
-  return json_answer(send(client, "GET", "/management/agreements/" + segment(agreement_id)));
+  return json_answer(send(client, "GET", "/management/agreements/" + path_segment(agreement_id)));
 }
 
 JsonAnswer retire_agreement(Client& client, std::string_view agreement_id,
                             const std::string& reason) {
   return json_answer(send(client, "POST",
-                          "/management/agreements/" + segment(agreement_id) + "/retire",
+                          "/management/agreements/" + path_segment(agreement_id) + "/retire",
                           json{{"reason", reason}}));
 }
 

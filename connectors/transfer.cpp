@@ -22,26 +22,8 @@ namespace protocol = dsx::protocol;
 
 namespace {
 
-// An id as one path segment (as negotiation.cpp does): ids are normally urn:uuid:..., which pass
-// unchanged.
-std::string segment(std::string_view id) {
-  std::string out;
-  for (const char c : id) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) ||
-        std::string_view("-._~:@!$&'()*+,;=").find(c) != std::string_view::npos) {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", u);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 std::string transfer_path(std::string_view provider_pid, std::string_view rest = {}) {
-  return "/transfers/" + segment(provider_pid) + std::string(rest);
+  return "/transfers/" + path_segment(provider_pid) + std::string(rest);
 }
 
 Result<Reply> send(Client& client, std::string_view method, const std::string& target,
@@ -143,7 +125,8 @@ JsonAnswer register_encryption_key(Client& client, const json& signed_binding) {
 }
 
 JsonAnswer get_encryption_key(Client& client, std::string_view participant_id) {
-  return json_answer(send(client, "GET", "/management/keys/encryption/" + segment(participant_id)));
+  return json_answer(
+      send(client, "GET", "/management/keys/encryption/" + path_segment(participant_id)));
 }
 
 Result<protocol::X25519PrivateKey> load_or_create_encryption_key(const fs::path& state_dir) {
