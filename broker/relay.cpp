@@ -154,7 +154,7 @@ struct Relays::Offer {
 };
 
 struct Relays::Pairing {
-  enum class State { kWaiting, kPaired, kMismatch, kTimedOut, kStopped };
+  enum class State { kWaiting, kPaired, kSuperseded, kTimedOut, kStopped };
   Pairing(const asio::any_io_executor& first, std::atomic<int64_t>* gauge)
       : waiter(first), wake(first), pipe(first, gauge), report(first, 1) {}
 
@@ -277,6 +277,15 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
       co_return refuse(409, "not-started", s.message());
     co_return refuse(500, "internal", s.message());
   }
+  // Both sides must begin where the control plane says the transfer (re)started: a stream sent
+  // from another chunk would be refused by the consumer anyway, after the relay.
+  if (offer.from_chunk != (*access)->from_chunk)
+    co_return refuse(
+        409, "from-chunk-mismatch",
+        std::string(is_upload ? "the upload starts at chunk " : "the download asks for chunk ") +
+            std::to_string(offer.from_chunk) + " but transfer " + *pid +
+            " was started from chunk " + std::to_string((*access)->from_chunk) +
+            " (dsx:fromChunk of its last start)");
 
   auto paired = co_await rendezvous(*pid, is_upload, offer);
   if (auto* reply = std::get_if<HttpResponse>(&paired)) {
@@ -309,13 +318,28 @@ awaitable<std::variant<std::shared_ptr<Relays::Pairing>, HttpResponse>> Relays::
                         std::string(upload ? "an upload" : "a download") + " of transfer " +
                             provider_pid + " is already waiting for its " +
                             (upload ? "consumer" : "provider"));
+    } else if (const std::shared_ptr<Pairing> partner = it->second;
+               (upload ? partner->download : partner->upload).from_chunk != offer.from_chunk) {
+      // Both sides were checked against the transfer's dsx:fromChunk when they arrived; the
+      // newcomer's check is the later one, so the transfer was resumed from another chunk
+      // while the partner waited (a provider acting on an older transfer.resumed event). The
+      // partner gives way and the newcomer waits for its own partner.
+      {
+        std::lock_guard inner(partner->mutex);
+        partner->state = Pairing::State::kSuperseded;
+        (upload ? partner->upload : partner->download) = offer;  // for the partner's message
+      }
+      asio::post(partner->waiter, [partner] { partner->wake.cancel(); });
+      p = std::make_shared<Pairing>(executor, &metrics_.relay_buffered());
+      p->first_is_upload = upload;
+      (upload ? p->upload : p->download) = offer;
+      it->second = p;
     } else {
       p = it->second;
       waiting_.erase(it);
       std::lock_guard inner(p->mutex);
       (upload ? p->upload : p->download) = offer;
-      p->state = p->upload.from_chunk == p->download.from_chunk ? Pairing::State::kPaired
-                                                                : Pairing::State::kMismatch;
+      p->state = Pairing::State::kPaired;
       state = p->state;
       asio::post(p->waiter, [p] { p->wake.cancel(); });
     }
@@ -336,12 +360,17 @@ awaitable<std::variant<std::shared_ptr<Relays::Pairing>, HttpResponse>> Relays::
   switch (state) {
     case Pairing::State::kPaired:
       co_return p;
-    case Pairing::State::kMismatch:
-      co_return refusal(409, "from-chunk-mismatch",
-                        "the upload starts at chunk " + std::to_string(p->upload.from_chunk) +
-                            " (X-Dsx-From-Chunk) but the download asks for chunk " +
-                            std::to_string(p->download.from_chunk) +
-                            " (fromChunk); both must name the consumer's first missing chunk");
+    case Pairing::State::kSuperseded: {
+      const uint64_t mine = (upload ? p->upload : p->download).from_chunk;
+      const uint64_t now = (upload ? p->download : p->upload).from_chunk;
+      co_return refusal(
+          409, "from-chunk-mismatch",
+          std::string(upload ? "the upload starts at chunk " : "the download asks for chunk ") +
+              std::to_string(mine) + " but transfer " + provider_pid + " was resumed from chunk " +
+              std::to_string(now) +
+              " meanwhile; both sides must begin at the consumer's first missing "
+              "chunk");
+    }
     case Pairing::State::kTimedOut:
       log_relay(provider_pid, offer, 0, config_.transfer_rendezvous_seconds * 1000.0, "",
                 upload ? "no_consumer" : "no_provider");

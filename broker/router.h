@@ -51,6 +51,12 @@ class Router {
   using RefusalHook = std::function<void(const Caller&, const HttpRequest&, const HttpResponse&,
                                          const std::string& route)>;
   void on_refusal(RefusalHook hook) { on_refusal_ = std::move(hook); }
+  // Runs the hook for a refusal of a route served outside handle() (the data routes, which
+  // stream). On a worker thread: the hook writes the provenance log.
+  void report_refusal(const Caller& caller, const HttpRequest& request,
+                      const HttpResponse& response, const std::string& route) const {
+    if (on_refusal_) on_refusal_(caller, request, response, route);
+  }
 
  private:
   static bool match(std::string_view pattern, std::string_view path, PathParams& params);

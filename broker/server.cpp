@@ -495,6 +495,17 @@ class Server::Impl {
     if (outcome.reply) logged = *outcome.reply;
     logged.status = outcome.status;
     log_request(caller, request, outcome.route, logged, ms);
+    if (outcome.reply && outcome.status >= 400 && outcome.status < 500) {
+      // Into the provenance log like every other route's refusals (Router::handle does it
+      // for those), on a worker: the log append blocks.
+      co_await asio::co_spawn(
+          workers_,
+          [&]() -> awaitable<void> {
+            router_.report_refusal(caller, request, *outcome.reply, outcome.route);
+            co_return;
+          },
+          use_awaitable);
+    }
     if (!outcome.reply) co_return outcome.keep_alive;
     co_return co_await send(stream, *outcome.reply, header.version(), outcome.keep_alive);
   }

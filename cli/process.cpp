@@ -17,8 +17,7 @@ namespace dsx::cli {
 namespace {
 
 // fork + exec of the dsx binary with stdout and stderr on `out_fd`; the child dies with us.
-Result<pid_t> spawn(const std::vector<std::string>& args, int out_fd) {
-  const std::string binary = self_binary();
+Result<pid_t> spawn(const std::string& binary, const std::vector<std::string>& args, int out_fd) {
   std::vector<std::string> argv_store;
   argv_store.push_back(binary);
   argv_store.insert(argv_store.end(), args.begin(), args.end());
@@ -54,11 +53,11 @@ std::string self_binary() {
   return n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : "dsx";
 }
 
-Result<Finished> run_dsx(const std::vector<std::string>& args) {
+Result<Finished> run_dsx(const std::vector<std::string>& args, const std::string& binary) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
     return Status::internal(std::string("pipe: ") + std::strerror(errno));
-  auto pid = spawn(args, fds[1]);
+  auto pid = spawn(binary, args, fds[1]);
   close(fds[1]);
   if (!pid) {
     close(fds[0]);
@@ -80,10 +79,11 @@ Result<Finished> run_dsx(const std::vector<std::string>& args) {
   return f;
 }
 
-Result<Child> Child::start(const std::vector<std::string>& args, std::filesystem::path log) {
+Result<Child> Child::start(const std::vector<std::string>& args, std::filesystem::path log,
+                           const std::string& binary) {
   const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return Status::internal(log.string() + ": " + std::strerror(errno));
-  auto pid = spawn(args, fd);
+  auto pid = spawn(binary, args, fd);
   close(fd);
   if (!pid) return pid.status();
   return Child(*pid, std::move(log));
@@ -142,6 +142,21 @@ int Child::stop() {
   waitpid(pid_, &wstatus, 0);
   pid_ = -1;
   return -1;
+}
+
+void Child::kill_now() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int wstatus = 0;
+  while (waitpid(pid_, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+bool Child::running() {
+  int wstatus = 0;
+  if (pid_ > 0 && waitpid(pid_, &wstatus, WNOHANG) == pid_) pid_ = -1;
+  return pid_ > 0;
 }
 
 std::string Child::log_tail(size_t lines) const {

@@ -1,9 +1,10 @@
 #pragma once
-// Child processes of the dsx binary itself, for `dsx demo`: each step of the demonstration is
-// the real command a person would type, run as its own process. Run waits for a command and
-// returns what it printed; Child keeps a long-running one (the broker, a connector's `serve`)
-// with its output in a file, and stops it (SIGTERM, then SIGKILL after 5 s) when destroyed.
-// Plain values; not thread-safe.
+// Child processes of the dsx binary, for `dsx demo` (each step of the demonstration is the real
+// command a person would type, run as its own process) and for the end-to-end tests (which pass
+// the binary they built). run_dsx waits for a command and returns what it printed; Child keeps
+// a long-running one (the broker, a connector's `serve`) with its output in a file, and stops it
+// (SIGTERM, then SIGKILL after 5 s) when destroyed. A library of its own (dsx_process) so that
+// tests link it. Plain values; not thread-safe.
 
 #include <sys/types.h>
 
@@ -24,13 +25,15 @@ struct Finished {
   std::string out;  // standard output and standard error, interleaved
 };
 
-// Runs `dsx ARGS...` and waits for it.
-Result<Finished> run_dsx(const std::vector<std::string>& args);
+// Runs `dsx ARGS...` (`binary`: the dsx to run) and waits for it.
+Result<Finished> run_dsx(const std::vector<std::string>& args,
+                         const std::string& binary = self_binary());
 
 class Child {
  public:
   // Starts `dsx ARGS...` with standard output and error appended to `log`.
-  static Result<Child> start(const std::vector<std::string>& args, std::filesystem::path log);
+  static Result<Child> start(const std::vector<std::string>& args, std::filesystem::path log,
+                             const std::string& binary = self_binary());
   Child(Child&& other) noexcept;
   Child& operator=(Child&& other) noexcept;
   Child(const Child&) = delete;
@@ -42,6 +45,12 @@ class Child {
   Result<std::string> wait_for_line(const std::string& text, std::chrono::milliseconds timeout);
   // SIGTERM, then SIGKILL after 5 s; the exit status (-1 when killed by a signal).
   int stop();
+  // SIGKILL at once, as a crash would end it; waits for it to be gone.
+  void kill_now();
+  // Whether it still runs.
+  bool running();
+  // Its process id (-1 once stopped).
+  pid_t pid() const { return pid_; }
   // The last `lines` lines of its log, for error messages.
   std::string log_tail(size_t lines = 15) const;
 

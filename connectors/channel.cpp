@@ -52,10 +52,7 @@ struct Channel::Impl {
     if (read_pending || dead) return;
     read_pending = true;
     read_done = false;
-    ws->async_read(buffer, [this](boost::system::error_code ec, size_t) {
-      read_error = ec;
-      read_done = true;
-    });
+    ws->async_read(buffer, detail::OpDone{&read_error, &read_done});
   }
 
   // Runs handlers until `flag` is set or `deadline` passes; false on the deadline.
@@ -142,10 +139,7 @@ Status Channel::ack(uint64_t id) {
   const std::string text = json{{"ack", id}}.dump();
   bool written = false;
   boost::system::error_code write_error;
-  m.ws->async_write(asio::buffer(text), [&](boost::system::error_code ec, size_t) {
-    write_error = ec;
-    written = true;
-  });
+  m.ws->async_write(asio::buffer(text), detail::OpDone{&write_error, &written});
   // The pending read's idle timeout bounds the write: a dead broker fails both.
   m.ioc.restart();
   while (!written && m.ioc.run_one() > 0) {

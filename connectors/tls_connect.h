@@ -35,6 +35,20 @@ Status load_participant_context(boost::asio::ssl::context& ctx,
 Status connect_tls(boost::asio::io_context& ioc, TlsStream& stream, const ClientConfig& config,
                    SSL_SESSION* session);
 
+// The completion handler of every blocking call in connectors/: records the error and that the
+// operation finished. One handler type for all call sites means Asio's and Beast's composed
+// operations (several layers deep over TLS) are instantiated once per operation, not once per
+// call site, which is most of these files' compile time.
+struct OpDone {
+  boost::system::error_code* ec;
+  bool* done;
+  template <typename... Rest>
+  void operator()(boost::system::error_code e, Rest&&...) const {
+    *ec = e;
+    *done = true;
+  }
+};
+
 // Starts an asynchronous operation with `start(handler)` and runs `ioc` until the handler has
 // run; returns the operation's error. The operation's own deadline (the tcp_stream's expiry, or
 // the websocket's timeouts) must bound it.
@@ -42,10 +56,7 @@ template <typename Start>
 boost::system::error_code run_op(boost::asio::io_context& ioc, Start&& start) {
   boost::system::error_code result;
   bool done = false;
-  std::forward<Start>(start)([&](boost::system::error_code ec, auto&&...) {
-    result = ec;
-    done = true;
-  });
+  std::forward<Start>(start)(OpDone{&result, &done});
   ioc.restart();
   while (!done && ioc.run_one() > 0) {
   }

@@ -107,10 +107,11 @@ JsonAnswer complete_transfer(Client& client, const protocol::TransferProcess& t,
 }
 
 TransferAnswer terminate_transfer(Client& client, const protocol::TransferProcess& t,
-                                  const std::string& reason) {
+                                  const std::string& reason, const std::string& code) {
   protocol::TransferTerminationMessage m;
   m.provider_pid = t.provider_pid;
   m.consumer_pid = t.consumer_pid;
+  if (!code.empty()) m.code = code;
   m.reason = reason_list(reason);
   return transfer_answer(
       send(client, "POST", transfer_path(t.provider_pid, "/termination"), protocol::to_json(m)));

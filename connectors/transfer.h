@@ -52,8 +52,9 @@ TransferAnswer suspend_transfer(Client& client, const protocol::TransferProcess&
 // The broker's reply body, which may say where it logged the receipt.
 JsonAnswer complete_transfer(Client& client, const protocol::TransferProcess& t,
                              const nlohmann::json& receipt);
+// `code` (may be empty) names the cause, e.g. "verification-failed".
 TransferAnswer terminate_transfer(Client& client, const protocol::TransferProcess& t,
-                                  const std::string& reason);
+                                  const std::string& reason, const std::string& code = {});
 JsonAnswer list_transfers(Client& client);
 // PUT /management/keys/encryption with a signed key binding (signed_key_binding).
 JsonAnswer register_encryption_key(Client& client, const nlohmann::json& signed_binding);

@@ -744,12 +744,20 @@ Result<FetchResult> fetch(Client& client, const FetchOptions& o) {
                                        std::to_string(state->next_chunk) + ", kept in " +
                                        part.string() + ": run the same command again to resume");
   };
+  // A stream that fails a check was altered on its way (or sent wrong): nothing of it is kept,
+  // and the transfer is terminated with the reason, so that the failure is in the provenance
+  // log. A new fetch requests a new transfer (an unfinished one does not count as a use).
+  auto reject = [&](const std::string& why) -> Status {
+    file.close();
+    remove_partial(o.out);
+    std::string logged = "; the transfer could not be terminated";
+    auto ended = terminate_transfer(client, t, why, "verification-failed");
+    if (ended && std::holds_alternative<protocol::TransferProcess>(*ended))
+      logged = "; terminated transfer " + t.provider_pid + " (logged by the broker)";
+    return Status::invalid_argument(why + "; removed " + part.string() + logged);
+  };
   if (!reply) {
-    if (check_failed) {
-      file.close();
-      remove_partial(o.out);
-      return Status::invalid_argument(reply.status().message() + "; removed " + part.string());
-    }
+    if (check_failed) return reject(reply.status().message());
     return keep_for_resume("the download was interrupted: " + reply.status().message());
   }
   if (reply->status / 100 != 2)
@@ -761,11 +769,6 @@ Result<FetchResult> fetch(Client& client, const FetchOptions& o) {
     plain_hash.update(plaintext);
     done += plaintext.size();
   }
-  auto reject = [&](const std::string& why) -> Status {
-    file.close();
-    remove_partial(o.out);
-    return Status::invalid_argument(why + "; removed " + part.string());
-  };
   if (!finished) return reject(finished.message());
   if (!manifest) return reject("no manifest came with the stream");
   const auto& mf = manifest->manifest;

@@ -1,80 +1,29 @@
 // Contract negotiation from the command line, as a user runs it: `dsx broker` in a child
 // process on a loopback port, certificates from `dsx certs`, and the connector commands
 // (serve --once, negotiate --wait, agreements, retire) through the real binary.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/processes.h"
 #include "tests/run_dsx.h"
 
 namespace fs = std::filesystem;
 using dsx::testing::run_dsx;
+using dsx::testing::start_dsx;
+using dsx::testing::wait_for;
+using dsx::testing::word_after;
 
 namespace {
-
-// The dsx binary as a child process, its output in `log`; stopped with SIGTERM.
-class Child {
- public:
-  Child(std::vector<std::string> args, const fs::path& log) : log_(log) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      std::vector<char*> argv = {const_cast<char*>(DSX_BINARY)};
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      // One open file for both streams: two would each keep an offset and overwrite each other.
-      if (!freopen(log.c_str(), "w", stdout) || dup2(fileno(stdout), fileno(stderr)) < 0)
-        _exit(126);
-      execv(DSX_BINARY, argv.data());
-      _exit(127);
-    }
-  }
-  // Waits up to 10 s for a line containing `text`; the line, or "".
-  std::string wait_for(const std::string& text) const {
-    for (int i = 0; i < 200; ++i) {
-      std::ifstream in(log_);
-      std::string line;
-      while (std::getline(in, line))
-        if (line.find(text) != std::string::npos) return line;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return {};
-  }
-  // SIGTERM, then the exit status (-1: killed by a signal).
-  int stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  ~Child() { stop(); }
-  // SIGKILL: no chance to flush or finish anything.
-  void kill_now() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
-};
 
 void issue(const fs::path& dir, const std::string& name, const std::string& role,
            const std::string& country = "") {
@@ -83,14 +32,6 @@ void issue(const fs::path& dir, const std::string& name, const std::string& role
               (country.empty() ? "" : " --country " + country) + " --out " + (dir / name).string());
   INFO(out);
   REQUIRE(status == 0);
-}
-
-// The value after `prefix` up to the next space in `text`.
-std::string word_after(const std::string& text, const std::string& prefix) {
-  const size_t at = text.find(prefix);
-  if (at == std::string::npos) return {};
-  const size_t start = at + prefix.size();
-  return text.substr(start, text.find_first_of(" \n", start) - start);
 }
 
 }  // namespace
@@ -108,10 +49,10 @@ TEST_CASE("a negotiation from the command line: serve, negotiate --wait, agreeme
       {"leftOperand": "purpose", "operator": "eq",
        "rightOperand": "https://w3id.org/dpv#AcademicResearch"}]}]}]})";
   std::ofstream(dir / "acme.json") << R"({"autoAccept": [{"dataset": "urn:dsx:dataset:cohort"}]})";
-  Child broker({"broker", "--cert", (dir / "127.0.0.1").string(), "--listen", "127.0.0.1:0",
-                "--data", (dir / "data").string()},
-               dir / "broker.log");
-  const std::string url = word_after(broker.wait_for("listening on https://"), "listening on ");
+  auto broker = start_dsx({"broker", "--cert", (dir / "127.0.0.1").string(), "--listen",
+                           "127.0.0.1:0", "--data", (dir / "data").string()},
+                          dir / "broker.log");
+  const std::string url = word_after(wait_for(broker, "listening on https://"), "listening on ");
   REQUIRE_FALSE(url.empty());
   auto as = [&](const std::string& who) {
     return "--broker " + url + " --cert " + (dir / who).string();
@@ -162,14 +103,10 @@ TEST_CASE("a negotiation from the command line: serve, negotiate --wait, agreeme
   CHECK(verified.out.find("checked (hash), verification sent") != std::string::npos);
 
   // With the provider serving, negotiate --wait goes all the way.
-  Child serve({"connector", "serve", "--config", (dir / "acme.json").string(), "--state", state,
-               "--broker", url, "--cert", (dir / "acme").string()},
-              dir / "serve.log");
-  if (serve.wait_for("control channel open").empty()) {
-    std::ifstream in(dir / "serve.log");
-    std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    FAIL_CHECK("serve did not open its channel; its output:\n" << log);
-  }
+  auto serve = start_dsx({"connector", "serve", "--config", (dir / "acme.json").string(), "--state",
+                          state, "--broker", url, "--cert", (dir / "acme").string()},
+                         dir / "serve.log");
+  CHECK_FALSE(wait_for(serve, "control channel open").empty());
   auto waited = run_dsx("connector negotiate " + as("leiden") +
                         " --offer urn:dsx:offer:cohort --purpose "
                         "https://w3id.org/dpv#AcademicResearch --wait --timeout 20");
@@ -212,13 +149,13 @@ TEST_CASE("a broker killed with SIGKILL mid-negotiations loses none and its log 
   const std::vector<std::string> broker_args = {
       "broker",      "--cert", (dir / "127.0.0.1").string(), "--listen",
       "127.0.0.1:0", "--data", (dir / "data").string()};
-  auto start = [&](std::unique_ptr<Child>& broker, const std::string& log) {
-    broker = std::make_unique<Child>(broker_args, dir / log);
-    const std::string url = word_after(broker->wait_for("listening on https://"), "listening on ");
+  auto start = [&](std::optional<dsx::cli::Child>& broker, const std::string& log) {
+    broker.emplace(start_dsx(broker_args, dir / log));
+    const std::string url = word_after(wait_for(*broker, "listening on https://"), "listening on ");
     REQUIRE_FALSE(url.empty());
     return url;
   };
-  std::unique_ptr<Child> broker;
+  std::optional<dsx::cli::Child> broker;
   std::string url = start(broker, "broker-1.log");
   auto as = [&](const std::string& who) {
     return "--broker " + url + " --cert " + (dir / who).string();

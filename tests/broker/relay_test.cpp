@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -88,7 +89,15 @@ class FakeAuthority : public dsx::broker::RelayAuthority {
     dsx::broker::DataAccess a;
     a.provider_pid = provider_pid;
     (upload ? a.provider : a.consumer) = caller.identity.participant_id;
+    std::lock_guard lock(mutex_);
+    auto it = from_chunks_.find(provider_pid);
+    a.from_chunk = it == from_chunks_.end() ? 0 : it->second;
     return a;
+  }
+  // As if the transfer were (re)started from chunk `k`: its dsx:fromChunk.
+  void resume(const std::string& provider_pid, uint64_t k) {
+    std::lock_guard lock(mutex_);
+    from_chunks_[provider_pid] = k;
   }
   dsx::Status record_relay(const std::string& provider_pid, uint64_t from_chunk, uint64_t bytes,
                            const std::string& sha256_hex, const std::string& manifest_json,
@@ -114,6 +123,7 @@ class FakeAuthority : public dsx::broker::RelayAuthority {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<RelayRecord> records_;
+  std::map<std::string, uint64_t> from_chunks_;
 };
 
 // A CA, certificates for the broker, a provider and a consumer, and a Server with the fake
@@ -504,16 +514,40 @@ TEST_CASE("a relay side alone gets an error after the rendezvous timeout", "[rel
     provider.send_request("GET", "/transfers/t/data");
     CHECK(provider.read_response().result_int() == 403);
   }
-  SECTION("uploads and downloads must start at the same chunk") {
+  SECTION("uploads and downloads must start where the transfer was (re)started") {
+    s.authority().resume("mismatch", 2);
     Peer provider(s, "acme");
     Peer consumer(s, "leiden");
-    auto up = std::async(std::launch::async, [&] {
-      provider.upload("mismatch", "data", kManifest, 2);
+    consumer.send_request("GET", "/transfers/mismatch/data?fromChunk=3");
+    auto refused = consumer.read_response();
+    CHECK(refused.result_int() == 409);
+    CHECK(refused.body().find("was started from chunk 2") != std::string::npos);
+    provider.upload("mismatch", "data", kManifest, 5);
+    CHECK(provider.read_response().result_int() == 409);
+  }
+  SECTION("a waiting upload from an older resume gives way to the consumer's newer one") {
+    Peer provider(s, "acme");
+    Peer consumer(s, "leiden");
+    auto stale = std::async(std::launch::async, [&] {
+      provider.upload("resumed", "old", kManifest, 0);
       return provider.read_response();
     });
-    consumer.send_request("GET", "/transfers/mismatch/data?fromChunk=3");
-    CHECK(consumer.read_response().result_int() == 409);
-    CHECK(up.get().result_int() == 409);
+    std::this_thread::sleep_for(100ms);  // the upload waits for its consumer
+    s.authority().resume("resumed", 4);  // meanwhile the consumer resumes from chunk 4
+    auto download = std::async(std::launch::async, [&] {
+      consumer.send_request("GET", "/transfers/resumed/data?fromChunk=4");
+      return consumer.read_response();
+    });
+    const auto refused = stale.get();
+    CHECK(refused.result_int() == 409);
+    CHECK(refused.body().find("was resumed from chunk 4 meanwhile") != std::string::npos);
+    // The download still waits, and pairs with the upload the resume asked for.
+    Peer again(s, "acme");
+    again.upload("resumed", "new", kManifest, 4);
+    CHECK(again.read_response().result_int() == 200);
+    const auto got = download.get();
+    CHECK(got.result_int() == 200);
+    CHECK(got.body() == "new");
   }
 }
 
