@@ -46,7 +46,9 @@ constexpr auto kDrainTimeout = 10s;  // stop(): how long requests in progress ma
 constexpr auto kTlsCloseTimeout = 2s;
 
 // One connection, as stop() sees it: whether it is inside a request, and how to cut it.
-struct SessionHandle {
+// Shared by the session and the server's set; the cancel posted to the strand holds it too,
+// since the session may end (and the server forget it) before that runs.
+struct SessionHandle : std::enable_shared_from_this<SessionHandle> {
   std::mutex mutex;  // guards stream
   TlsStream* stream = nullptr;
   asio::any_io_executor executor;  // the session's strand
@@ -55,9 +57,9 @@ struct SessionHandle {
   void cancel() {
     std::lock_guard lock(mutex);
     if (!stream) return;
-    asio::post(executor, [this] {
-      std::lock_guard inner(mutex);
-      if (stream) stream->cancel();
+    asio::post(executor, [self = shared_from_this()] {
+      std::lock_guard inner(self->mutex);
+      if (self->stream) self->stream->cancel();
     });
   }
 };

@@ -23,10 +23,13 @@ cmake --build build/test -j "$jobs"
 (cd build/test && ctest -j "$jobs" --output-on-failure)
 
 echo "== clang build with ASan + UBSan, and the fuzzer"
-# -O1 with assertions on: fast enough for the fuzzer to run thousands of inputs a second.
+# -O0 with assertions on: clang with ASan compiles the Beast-heavy files three times faster
+# than at -O1 (connectors/client.cpp: 85 s against 247 s of CPU), and the tests wait on I/O more
+# than they compute. What the fuzzer reaches is built -O1 all the same (dsx_fuzzed in
+# CMakeLists.txt), to run thousands of inputs a second.
 # -gline-tables-only: sanitizer reports keep file and line, at a fraction of -g's compile time.
 CXX=clang++ cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DDSX_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -gline-tables-only" -DDSX_WERROR=ON \
   -DDSX_SANITIZE=ON -DDSX_FUZZ=ON -DDSX_BENCH=OFF -DDSX_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
 cmake --build build/sanitize -j "$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -34,6 +34,18 @@ namespace {
 
 constexpr const char* kPurpose = "https://w3id.org/dpv#AcademicResearch";
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // A data space on loopback: the CA, the broker and the provider acme's connector as child
 // processes, the consumer leiden, in a temporary folder that goes with it.
 class Space {
@@ -243,10 +255,13 @@ TEST_CASE("a transfer from the command line: serve with datasets and fetch",
   CHECK(space.serve->stop() == 0);
 }
 
-TEST_CASE("a 1 GiB transfer arrives whole, and the broker's memory stays flat",
+TEST_CASE("a 1 GiB transfer arrives whole and the broker's memory stays flat",
           "[cli][transfer-cli][large]") {
   Space space("transfer-large");
-  const size_t size = size_t{1} << 30;
+  // Under AddressSanitizer the size is smaller and the memory is not judged: the sanitizer
+  // keeps freed memory in quarantine (256 MiB) and the point of that build is memory errors,
+  // not scale. The GCC build runs the whole GiB.
+  const size_t size = kSanitized ? size_t{128} << 20 : size_t{1} << 30;
   space.add_dataset("g", size);
   space.start_broker();
   space.publish_all();
@@ -265,12 +280,12 @@ TEST_CASE("a 1 GiB transfer arrives whole, and the broker's memory stays flat",
   CHECK(fs::file_size(out) == size);
   CHECK(sha256_of(out) == sha256_of(space.file_of("g")));
   // Reported, not timed: the figures of docs/performance.md come from the benchmark.
-  WARN("1 GiB through the relay in " << seconds << " s; the broker's peak resident memory "
-                                     << before_kib / 1024 << " MiB before the fetch, "
-                                     << after_kib / 1024 << " MiB after");
+  WARN((size >> 20) << " MiB through the relay in " << seconds
+                    << " s; the broker's peak resident memory " << before_kib / 1024
+                    << " MiB before the fetch, " << after_kib / 1024 << " MiB after");
   // The relay holds at most 1 MiB per transfer; a broker that kept the stream would grow by
-  // the GiB. (Generous: sanitizer builds keep freed memory in quarantine.)
-  CHECK(after_kib - before_kib < 128 * 1024);
+  // the GiB.
+  if (!kSanitized) CHECK(after_kib - before_kib < 64 * 1024);
 }
 
 TEST_CASE("a mangled stream is refused: no file, the transfer terminated and logged",
