@@ -1,10 +1,13 @@
 // The relay, as two copy loops joined by a bounded pipe (see relay.h for the why).
 //
-// Rendezvous. The first of a transfer's upload and download registers a Pairing under the
-// providerPid in `waiting_` and sleeps on the Pairing's timer (on its own strand) for at most
+// Rendezvous. Each side's fromChunk must be the transfer's dsx:fromChunk when it arrives. The
+// first of a transfer's upload and download registers a Pairing under the providerPid in
+// `waiting_` and sleeps on the Pairing's timer (on its own strand) for at most
 // transferRendezvousSeconds. The second takes the Pairing out of `waiting_`, fills in its side,
-// decides (paired, or a fromChunk mismatch) and wakes the first by posting a cancel of the
-// timer to the first's strand. Whoever looks at the state after the wait does so under the
+// marks it paired and wakes the first by posting a cancel of the timer to the first's strand.
+// A second whose fromChunk differs from the waiting first's was checked later, so the transfer
+// was resumed meanwhile: the first is marked superseded (and woken, to answer 409) and the
+// second takes its place in `waiting_`. Whoever looks at the state after the wait does so under the
 // locks, so a timer that fires as the partner arrives is not a timeout. Lock order: mutex_, then
 // Pairing::mutex. A second upload (or download) while one waits is 409; once paired, the
 // Pairing leaves `waiting_`, so a new pair of requests may form while an old one ends.
