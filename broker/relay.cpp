@@ -41,6 +41,7 @@
 
 #include "broker/transfers.h"
 #include "common/hex.h"
+#include "common/sha256.h"
 
 namespace dsx::broker {
 
@@ -86,24 +87,6 @@ std::optional<std::string> decode_base64(std::string_view text) {
   out.resize(static_cast<size_t>(n) - pad);
   return out;
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const std::string& bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
-  std::string hex() {
-    uint8_t digest[32];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &n);
-    return to_hex(std::span<const uint8_t>(digest, n));
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 }  // namespace
 
@@ -520,7 +503,7 @@ awaitable<Relays::Outcome> Relays::download(TlsStream& stream, const RequestHead
     metrics_.relay_bytes(chunk.size());
   }
   if (failure) p->pipe.abort();
-  p->report.try_send(failure, delivered, hash.hex());
+  p->report.try_send(failure, delivered, to_hex(hash.finish()));
   out.keep_alive = !failure && header.keep_alive();
   co_return out;
 }

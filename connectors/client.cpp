@@ -129,21 +129,7 @@ struct Client::Impl {
         ioc, [&](auto handler) { http::async_write(*stream, req, std::move(handler)); });
     if (ec) return Status::failed_precondition("sending the request: " + ec.message());
     beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(uint64_t{1} << 30);
-    ec = detail::run_op(
-        ioc, [&](auto handler) { http::async_read(*stream, buffer, parser, std::move(handler)); });
-    if (ec) return Status::failed_precondition("reading the reply: " + ec.message());
-    auto& res = parser.get();
-    Reply reply;
-    reply.status = static_cast<int>(res.result_int());
-    reply.body = std::move(res.body());
-    for (const auto& field : res)
-      reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    keep_session();
-    if (!res.keep_alive()) close();
-    last_used = std::chrono::steady_clock::now();
-    return reply;
+    return read_whole_reply(buffer);
   }
 
   // Opens a connection unless a recently used one is there.

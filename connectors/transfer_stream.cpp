@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/hex.h"
 #include "common/json.h"
+#include "common/sha256.h"
 #include "connectors/transfer.h"
 #include "protocol/stream_format.h"
 
@@ -27,27 +28,6 @@ namespace protocol = dsx::protocol;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// SHA-256 over pieces (OpenSSL's EVP).
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(std::span<const uint8_t> bytes) {
-    EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
-  }
-  std::array<uint8_t, 32> finish() {
-    std::array<uint8_t, 32> out{};
-    unsigned n = 0;
-    EVP_DigestFinal_ex(ctx_, out.data(), &n);
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 std::string text_of(const json& object, const char* name) {
   if (!object.is_object()) return {};
