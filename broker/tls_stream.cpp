@@ -23,6 +23,10 @@ TlsStream::TlsStream(asio::ip::tcp::socket socket, SSL_CTX* context)
   // async_write_some reports what went out, and a retried write may come from a new address.
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read ahead into a buffer of several records: one read(2) brings up to 64 KiB instead of
+  // two per record (header, then body). The buffer is released with the others when empty.
+  SSL_set_read_ahead(ssl, 1);
+  SSL_set_default_read_buffer_len(ssl, kReadAheadBytes);
   SSL_set_accept_state(ssl);
   core_->ssl = ssl;
 }

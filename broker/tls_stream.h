@@ -128,6 +128,7 @@ class TlsStream {
 
  private:
   static constexpr std::size_t kRecordSize = 16 * 1024;
+  static constexpr std::size_t kReadAheadBytes = 64 * 1024;
   static constexpr int kWantRead = -1000;  // from a step that is not an SSL call
 
   struct Core {

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -109,6 +110,17 @@ int run_serve(const ServeOptions& o) {
   auto handled = conn::Channel::HandledEvents::open(state);
   if (!handled) return report_error(handled.status(), kExitBadInput);
 
+  // Uploads run on threads of their own (the channel goes on meanwhile); each says how it ended
+  // in one line of its own. The pool outlives the clients below and is stopped (running uploads
+  // end at their next chunk; consumers resume them) when serve returns.
+  std::mutex out_mutex;
+  provider.note = [&out_mutex](const std::string& line) {
+    std::lock_guard lock(out_mutex);
+    std::cout << "[upload] " << line << std::endl;
+  };
+  conn::UploadPool uploads(*config);
+  provider.uploads = &uploads;
+
   // The HTTPS client for the answers is opened on the first event that needs one, and again
   // after a failure: the broker may not be up when serve starts.
   std::unique_ptr<conn::Client> client;
@@ -122,7 +134,6 @@ int run_serve(const ServeOptions& o) {
       responder = std::make_unique<conn::Responder>(*client, *rules);
       transfers = std::make_unique<conn::TransferResponder>(*client, provider);
     }
-    // Transfer events (an upload runs here, to its end: the channel waits meanwhile).
     auto line =
         event.type.rfind("transfer.", 0) == 0 ? transfers->handle(event) : responder->handle(event);
     if (!line) {
@@ -131,6 +142,7 @@ int run_serve(const ServeOptions& o) {
       client.reset();
       return line.status();
     }
+    std::lock_guard lock(out_mutex);
     std::cout << "[" << event.id << "] " << *line << std::endl;
     return Status::ok();
   };
@@ -147,6 +159,7 @@ int run_serve(const ServeOptions& o) {
             << (datasets->size() == 1 ? "" : "s") << "; handled events in " << state.string()
             << std::endl;
   const Status s = conn::Channel::run(*config, run, *handled, handler);
+  if (o.once && !stop_requested) uploads.wait();  // the backlog is handled when they are sent
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (!s)

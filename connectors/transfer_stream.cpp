@@ -176,7 +176,8 @@ Result<json> read_json_file(const fs::path& file) {
 Result<Answer<UploadResult>> upload_stream(Client& client, const ProviderOptions& o,
                                            const TransferInfo& info,
                                            const protocol::X25519PublicKey& recipient,
-                                           const fs::path& file, uint64_t from_chunk) {
+                                           const fs::path& file, uint64_t from_chunk,
+                                           const std::atomic<bool>* stopping) {
   const std::string context = protocol::stream_context(info.agreement_id, info.provider_pid);
   const fs::path state_file = sealer_state_file(o.state_dir, info.provider_pid);
   std::optional<json> state;
@@ -266,6 +267,7 @@ Result<Answer<UploadResult>> upload_stream(Client& client, const ProviderOptions
   std::vector<uint8_t> plain, sealed_chunk(c + protocol::kStreamTagSize);
   Client::BodySource source = [&](std::span<uint8_t> out) -> Result<size_t> {
     if (pending_at == pending.size()) {
+      if (stopping && *stopping) return Status::failed_precondition("the connector is stopping");
       if (next >= reader->chunks()) return Status::internal("upload: the stream is shorter");
       if (Status s = reader->read(next, plain); !s) return s;
       auto n = sealer->seal_into(next, plain, reader->last(next), sealed_chunk);
@@ -316,6 +318,104 @@ Result<std::map<std::string, fs::path>> parse_datasets(const json& config, const
   return out;
 }
 
+namespace {
+
+// Terminates the transfer with `why`; the line that says so.
+Result<std::string> refuse_transfer(Client& client, const TransferInfo& info,
+                                    const std::string& what, const std::string& why) {
+  auto t = terminate_transfer(client, process_of(info), why);
+  if (!t) return t.status();
+  return what + ": " + why + "; terminated the transfer";
+}
+
+// Seals and uploads the stream, and says what came of it in one line. A failed upload is
+// reported, not an error (the consumer resumes it); a file that cannot be served terminates the
+// transfer.
+Result<std::string> upload_and_report(Client& client, const ProviderOptions& o,
+                                      const TransferInfo& info, const std::string& what,
+                                      const protocol::X25519PublicKey& key, const fs::path& file,
+                                      const std::atomic<bool>* stopping) {
+  auto sent = upload_stream(client, o, info, key, file, info.from_chunk, stopping);
+  if (!sent) {
+    if (sent.status().code() == Status::Code::kInvalidArgument)
+      return refuse_transfer(client, info, what, sent.status().message());
+    // An upload cut off (the consumer went away, the relay timed out) is not tried again
+    // from here: the transfer stays STARTED and the consumer resumes it (suspend, start with
+    // dsx:fromChunk), which sends transfer.resumed.
+    return what + ": the upload was interrupted: " + sent.status().message() +
+           "; the consumer resumes it";
+  }
+  if (auto* refusal = std::get_if<Refusal>(&*sent))
+    return what + ": the broker refused the upload: " + refusal->summary;
+  const UploadResult& u = std::get<UploadResult>(*sent);
+  std::string line = what + ": sent " + human_bytes(u.bytes) + " (chunks " +
+                     std::to_string(u.from_chunk) + " to " + std::to_string(u.chunks - 1) + " of " +
+                     human_bytes(u.manifest.plaintext_size) + ", sealed for " + info.consumer + ")";
+  if (u.reply.is_object() && u.reply.contains("relayedBytes"))
+    line += "; relayed " + u.reply["relayedBytes"].dump() + " bytes, sha256 " +
+            text_of(u.reply, "sha256");
+  return line;
+}
+
+}  // namespace
+
+UploadPool::UploadPool(ClientConfig config, size_t max_running)
+    : config_(std::move(config)), max_running_(std::max<size_t>(1, max_running)) {}
+
+UploadPool::~UploadPool() {
+  stop();
+  std::list<Worker> all;
+  {
+    std::lock_guard lock(mutex_);
+    all.swap(workers_);
+  }
+  for (Worker& w : all)
+    w.thread.join();
+}
+
+void UploadPool::reap_locked() {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (!it->done) {
+      ++it;
+      continue;
+    }
+    it->thread.join();  // returning: its last step was to say done
+    it = workers_.erase(it);
+  }
+}
+
+void UploadPool::start(Job job) {
+  std::unique_lock lock(mutex_);
+  finished_.wait(lock, [&] {
+    reap_locked();
+    return workers_.size() < max_running_ || stopping_;
+  });
+  if (stopping_) return;
+  Worker& w = workers_.emplace_back();
+  w.thread = std::thread([this, &w, job = std::move(job)] {
+    job(Client::connect(config_), stopping_);
+    std::lock_guard done_lock(mutex_);
+    w.done = true;
+    finished_.notify_all();
+  });
+}
+
+void UploadPool::wait() {
+  std::unique_lock lock(mutex_);
+  finished_.wait(lock, [&] {
+    reap_locked();
+    return workers_.empty();
+  });
+}
+
+size_t UploadPool::running() const {
+  std::lock_guard lock(mutex_);
+  size_t n = 0;
+  for (const Worker& w : workers_)
+    n += w.done ? 0 : 1;
+  return n;
+}
+
 Result<std::string> TransferResponder::handle(const Event& event) {
   const TransferInfo info = transfer_info(event.body);
   const std::string& pid = info.provider_pid;
@@ -325,18 +425,17 @@ Result<std::string> TransferResponder::handle(const Event& event) {
     const std::string what =
         resumed ? "transfer " + pid + " resumed from chunk " + std::to_string(info.from_chunk)
                 : "transfer " + pid + " of " + info.dataset + " to " + info.consumer;
-    auto refuse = [&](const std::string& why) -> Result<std::string> {
-      auto t = terminate_transfer(client_, process_of(info), why);
-      if (!t) return t.status();
-      return what + ": " + why + "; terminated the transfer";
-    };
     auto key = check_key_binding(options_.cert_dir, event.body.value("encryptionKey", json()),
                                  info.consumer);
-    if (!key) return refuse("the consumer's key binding does not check: " + key.status().message());
+    if (!key)
+      return refuse_transfer(
+          client_, info, what,
+          "the consumer's key binding does not check: " + key.status().message());
     auto file = options_.datasets.find(info.dataset);
     if (file == options_.datasets.end())
-      return refuse("this connector serves no file for " + info.dataset +
-                    " (\"datasets\" in its config)");
+      return refuse_transfer(
+          client_, info, what,
+          "this connector serves no file for " + info.dataset + " (\"datasets\" in its config)");
     if (!resumed) {
       auto started = start_transfer(client_, process_of(info));
       if (!started) return started.status();
@@ -349,27 +448,20 @@ Result<std::string> TransferResponder::handle(const Event& event) {
           return what + ": could not start: " + refusal->summary;
       }
     }
-    auto sent = upload_stream(client_, options_, info, *key, file->second, info.from_chunk);
-    if (!sent) {
-      if (sent.status().code() == Status::Code::kInvalidArgument)
-        return refuse(sent.status().message());
-      // An upload cut off (the consumer went away, the relay timed out) is not tried again
-      // from here: the transfer stays STARTED and the consumer resumes it (suspend, start with
-      // dsx:fromChunk), which sends transfer.resumed.
-      return what + ": the upload was interrupted: " + sent.status().message() +
-             "; the consumer resumes it";
-    }
-    if (auto* refusal = std::get_if<Refusal>(&*sent))
-      return what + ": the broker refused the upload: " + refusal->summary;
-    const UploadResult& u = std::get<UploadResult>(*sent);
-    std::string line = what + ": sent " + human_bytes(u.bytes) + " (chunks " +
-                       std::to_string(u.from_chunk) + " to " + std::to_string(u.chunks - 1) +
-                       " of " + human_bytes(u.manifest.plaintext_size) + ", sealed for " +
-                       info.consumer + ")";
-    if (u.reply.is_object() && u.reply.contains("relayedBytes"))
-      line += "; relayed " + u.reply["relayedBytes"].dump() + " bytes, sha256 " +
-              text_of(u.reply, "sha256");
-    return line;
+    if (!options_.uploads)
+      return upload_and_report(client_, options_, info, what, *key, file->second, nullptr);
+    options_.uploads->start(
+        [o = options_, info, what, key = *key, file = file->second](
+            Result<std::unique_ptr<Client>> client, const std::atomic<bool>& stopping) {
+          Result<std::string> line =
+              client ? upload_and_report(**client, o, info, what, key, file, &stopping)
+                     : Result<std::string>(client.status());
+          if (o.note)
+            o.note(line ? *line
+                        : what + ": the upload failed: " + line.status().message() +
+                              "; the consumer resumes it");
+        });
+    return what + ": uploading";
   }
   std::error_code ec;
   if (type == "transfer.completed") {

@@ -18,16 +18,23 @@
 // interrupted download keeps OUT.part and OUT.part.json (the stream header and the first chunk
 // not yet verified) so that the next run resumes there.
 //
-// Both use the Client they are given: one thread at a time.
+// Both use the Client they are given: one thread at a time. With an UploadPool, the provider's
+// uploads run on threads of their own, each with a Client of its own, so that `serve` goes on
+// answering its channel (contract requests, other transfers) while a dataset streams out.
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <list>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -44,12 +51,57 @@ namespace dsx::connectors {
 Result<std::map<std::string, std::filesystem::path>> parse_datasets(
     const nlohmann::json& config, const std::filesystem::path& base = {});
 
+// Threads for the provider's uploads, at most `max_running` at once, each job with a Client of
+// its own (connected with `config`). Owned by whoever runs the channel loop, so that uploads
+// outlive a TransferResponder rebuilt after a lost connection. Thread-safe.
+class UploadPool {
+ public:
+  // What a job gets: its own connection (or why there is none), and a flag that turns true when
+  // the pool is stopping (an upload then ends at its next chunk; the consumer resumes it).
+  using Job = std::function<void(Result<std::unique_ptr<Client>> client,
+                                 const std::atomic<bool>& stopping)>;
+
+  explicit UploadPool(ClientConfig config, size_t max_running = 4);
+  // stop(), then waits for every job to return.
+  ~UploadPool();
+  UploadPool(const UploadPool&) = delete;
+  UploadPool& operator=(const UploadPool&) = delete;
+
+  // Runs `job` on a new thread; first waits while max_running jobs run (backpressure on the
+  // caller: the channel loop). Finished threads are joined here.
+  void start(Job job);
+  // Asks running jobs to end; start() after stop() runs nothing.
+  void stop() { stopping_ = true; }
+  // Waits until every job started so far has returned.
+  void wait();
+  size_t running() const;
+
+ private:
+  void reap_locked();
+
+  const ClientConfig config_;
+  const size_t max_running_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable finished_;
+  struct Worker {
+    std::thread thread;
+    bool done = false;
+  };
+  std::list<Worker> workers_;
+};
+
 struct ProviderOptions {
   std::filesystem::path cert_dir;   // cert.pem, key.pem, ca.pem
   std::filesystem::path state_dir;  // where the sealers' state is kept (transfers/)
   std::map<std::string, std::filesystem::path> datasets;
   uint32_t chunk_size = 64 * 1024;
-  std::function<void(const std::string&)> note;  // progress, one line each (may be empty)
+  // Progress, one line each (may be empty). With `uploads`, also called from upload threads
+  // (the outcome of each upload): it must then be thread-safe.
+  std::function<void(const std::string&)> note;
+  // Set: uploads run there and handle() returns once one began. Unset: handle() uploads
+  // before it returns. Not owned.
+  UploadPool* uploads = nullptr;
 };
 
 class TransferResponder {
@@ -60,7 +112,8 @@ class TransferResponder {
   // a check that fails (a key binding that does not verify, an unknown dataset: the transfer is
   // terminated with the reason) and an upload cut off midway (the consumer resumes it) are
   // reported and count as handled; a transport failure before the upload is an error, so the
-  // event comes again after reconnecting.
+  // event comes again after reconnecting. With an UploadPool, the upload's own outcome goes to
+  // `note` when it ends, and the line says that it began.
   Result<std::string> handle(const Event& event);
 
  private:

@@ -206,10 +206,13 @@ uint64_t verified_chunks(const fs::path& out) {
   return doc.is_object() ? doc.value("nextChunk", uint64_t{0}) : 0;
 }
 
-// Waits until a fetch of `out` has recorded more than `beyond` verified chunks; the count.
-uint64_t wait_for_progress(const fs::path& out, uint64_t beyond) {
+// Waits until a fetch of `out` has recorded more than `beyond` verified chunks (or, with
+// `any_bytes`, has written anything to OUT.part); the count (1 for any bytes).
+uint64_t wait_for_progress(const fs::path& out, uint64_t beyond, bool any_bytes = false) {
   for (int i = 0; i < 600; ++i) {
     if (const uint64_t n = verified_chunks(out); n > beyond) return n;
+    if (std::error_code ec; any_bytes && fs::file_size(out.string() + ".part", ec) > 0 && !ec)
+      return 1;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return 0;
@@ -253,6 +256,48 @@ TEST_CASE("a transfer from the command line: serve with datasets and fetch",
   CHECK(wait_for(*space.serve, "sent ").find("sealed for urn:dsx:participant:leiden") !=
         std::string::npos);
   CHECK(space.serve->stop() == 0);
+}
+
+TEST_CASE("the provider's connector answers its channel while an upload runs",
+          "[cli][transfer-cli]") {
+  Space space("transfer-concurrent");
+  const size_t slow_size = 32 << 20;
+  space.add_dataset("slow", slow_size);
+  space.add_dataset("quick", 100000);
+  space.start_broker();
+  space.publish_all();
+  space.start_serve();
+  const std::string slow_agreement = space.negotiate("slow");
+  // The consumer reads the slow transfer at 512 KiB/s (64 s for the whole): the provider's
+  // upload is held back by the relay's backpressure all that time (but for what the sockets'
+  // buffers hold: a few MiB).
+  TestRelay relay(space.dir / "127.0.0.1", space.dir / "leiden", space.port);
+  relay.set_rate(512 << 10);
+  const fs::path slow_out = space.dir / "slow.bin";
+  auto slow = start_dsx(space.fetch_args(slow_agreement, slow_out, relay.url()),
+                        space.dir / "fetch-slow.log");
+  REQUIRE_FALSE(wait_for(*space.serve, "of urn:dsx:dataset:cohort-slow to ").empty());
+  REQUIRE(wait_for_progress(slow_out, 0, true) > 0);
+
+  // Meanwhile a contract request is decided over the channel and a second transfer runs to
+  // its end: neither waits for the slow upload.
+  const std::string quick_agreement = space.negotiate("quick");
+  const fs::path quick_out = space.dir / "quick.bin";
+  auto quick = space.fetch(quick_agreement, quick_out);
+  INFO(quick.out);
+  INFO(space.serve->log_tail());
+  CHECK(quick.status == 0);
+  CHECK(read_all(quick_out) == read_all(space.file_of("quick")));
+  CHECK(slow.running());
+  CHECK_FALSE(fs::exists(slow_out));
+  std::error_code ec;
+  CHECK(fs::file_size(slow_out.string() + ".part", ec) < slow_size / 2);
+
+  relay.set_rate(0);
+  CHECK_FALSE(wait_for(slow, ": COMPLETED; receipt logged", std::chrono::seconds(60)).empty());
+  CHECK(slow.stop() == 0);
+  CHECK(read_all(slow_out) == read_all(space.file_of("slow")));
+  CHECK_FALSE(wait_for(*space.serve, "[upload] transfer ").empty());
 }
 
 TEST_CASE("a 1 GiB transfer arrives whole and the broker's memory stays flat",
