@@ -21,6 +21,12 @@
 // the relay (complete or not) with the authority and answers the provider: 200
 // {"relayedBytes", "sha256"}, or 502 when the consumer failed; after a failure of its own
 // (timeout, reset) the provider's connection is cut.
+//
+// While data moves, a watch on the upload's strand asks the authority about once a second
+// (kWatchInterval) whether the transfer is still STARTED from the same chunk. When it is not
+// (terminated by either party or by the broker's policy check, suspended, resumed from
+// elsewhere), the watch aborts the pipe: the consumer's download is cut short and the provider
+// gets 409 transfer-ended with the reason. A stalled pair is ended this way too.
 
 #include "broker/relay.h"
 
@@ -28,6 +34,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -154,6 +161,11 @@ struct Relays::Pairing {
   RelayPipe pipe;
   // The download's one report to the upload: error, bytes delivered, their SHA-256 (hex).
   asio::experimental::concurrent_channel<void(error_code, uint64_t, std::string)> report;
+
+  // The watch of the transfer's state while data moves (watch()); on the upload's strand only.
+  std::optional<asio::steady_timer> watch_timer;
+  bool over = false;  // the upload loop ended: the watch stops
+  std::string ended;  // why the transfer ended meanwhile (empty: it did not)
 };
 
 Relays::Relays(const BrokerConfig& config, Metrics& metrics, Logger& logger,
@@ -281,7 +293,7 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
     co_return out;
   }
   std::shared_ptr<Pairing> p = std::get<std::shared_ptr<Pairing>>(std::move(paired));
-  if (is_upload) co_return co_await upload(stream, buffer, header, *pid, offer, p);
+  if (is_upload) co_return co_await upload(stream, buffer, header, caller, *pid, offer, p);
   co_return co_await download(stream, header, p);
 }
 
@@ -373,11 +385,41 @@ awaitable<std::variant<std::shared_ptr<Relays::Pairing>, HttpResponse>> Relays::
   co_return refusal(503, "stopping", "the broker is stopping; try again later");
 }
 
+awaitable<void> Relays::watch(Caller caller, std::string provider_pid, uint64_t from_chunk,
+                              std::shared_ptr<Pairing> p) {
+  while (!p->over) {
+    p->watch_timer->expires_after(kWatchInterval);
+    co_await p->watch_timer->async_wait(kTuple);
+    if (p->over) co_return;
+    // optional: co_spawn needs a default-constructible result.
+    std::optional<Result<DataAccess>> access = co_await asio::co_spawn(
+        workers_,
+        [&]() -> awaitable<std::optional<Result<DataAccess>>> {
+          co_return authority_.data_access(caller, provider_pid, true);
+        },
+        use_awaitable);
+    if (p->over) co_return;
+    if (!*access)
+      p->ended = access->status().message();
+    else if ((*access)->from_chunk != from_chunk)
+      p->ended = "transfer " + provider_pid + " was resumed from chunk " +
+                 std::to_string((*access)->from_chunk) + " meanwhile";
+    if (!p->ended.empty()) {
+      p->pipe.abort();
+      co_return;
+    }
+  }
+}
+
 awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer& buffer,
-                                          const RequestHead& header,
+                                          const RequestHead& header, const Caller& caller,
                                           const std::string& provider_pid, const Offer& offer,
                                           std::shared_ptr<Pairing> p) {
   metrics_.relay_started();
+  // The transfer must stay STARTED from this chunk while its data moves.
+  p->watch_timer.emplace(stream.get_executor());
+  asio::co_spawn(stream.get_executor(), watch(caller, provider_pid, offer.from_chunk, p),
+                 asio::detached);
   const auto t0 = std::chrono::steady_clock::now();
   const auto timeout = std::chrono::seconds(config_.limits.read_timeout_seconds);
   Outcome out;
@@ -411,6 +453,8 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
       break;
     }
   }
+  p->over = true;
+  p->watch_timer->cancel();
   if (read_failed || consumer_gone) p->pipe.abort();
   // Not a structured binding: clang 14 cannot capture those in the lambda below.
   std::tuple<error_code, uint64_t, std::string> report = co_await p->report.async_receive(kTuple);
@@ -430,8 +474,10 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
                                           offer.manifest_json, complete);
       },
       use_awaitable);
+  const bool ended = !complete && !p->ended.empty();
   log_relay(provider_pid, offer, bytes, ms, sha256,
             complete      ? "complete"
+            : ended       ? "transfer_ended"
             : read_failed ? "provider_failed"
                           : "consumer_failed");
   if (!*recorded)
@@ -440,6 +486,13 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
   if (read_failed) {
     out.status = 408;  // for the log: the provider did not send its body in time (or left)
     co_return out;     // its connection failed: cut it
+  }
+  if (ended) {
+    out.reply = refusal(409, "transfer-ended",
+                        p->ended + "; the relay stopped after " + std::to_string(bytes) + " of " +
+                            std::to_string(offer.content_length) + " bytes");
+    out.status = 409;
+    co_return out;  // the body was not read to its end: close
   }
   if (!complete) {
     out.reply = refusal(502, "consumer-failed",

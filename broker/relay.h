@@ -22,6 +22,7 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -130,8 +131,13 @@ class Relays {
   boost::asio::awaitable<std::variant<std::shared_ptr<Pairing>, HttpResponse>> rendezvous(
       const std::string& provider_pid, bool upload, const Offer& offer);
   boost::asio::awaitable<Outcome> upload(TlsStream& stream, boost::beast::flat_buffer& buffer,
-                                         const RequestHead& header, const std::string& provider_pid,
-                                         const Offer& offer, std::shared_ptr<Pairing> pairing);
+                                         const RequestHead& header, const Caller& caller,
+                                         const std::string& provider_pid, const Offer& offer,
+                                         std::shared_ptr<Pairing> pairing);
+  // Ends the relay (aborts the pipe) once the transfer leaves STARTED-from-this-chunk.
+  boost::asio::awaitable<void> watch(Caller caller, std::string provider_pid, uint64_t from_chunk,
+                                     std::shared_ptr<Pairing> pairing);
+  static constexpr std::chrono::seconds kWatchInterval{1};
   boost::asio::awaitable<Outcome> download(TlsStream& stream, const RequestHead& header,
                                            std::shared_ptr<Pairing> pairing);
   void log_relay(const std::string& provider_pid, const Offer& offer, uint64_t bytes, double ms,

@@ -15,6 +15,7 @@
 #include "connectors/channel.h"
 #include "connectors/negotiation.h"
 #include "connectors/negotiator.h"
+#include "connectors/transfer.h"
 #include "connectors/transfer_stream.h"
 
 namespace dsx::cli {
@@ -327,6 +328,26 @@ struct DecisionOptions {
   std::string pid, reason;
 };
 
+// `terminate PID` where PID is no negotiation of yours: the transfer PID, if there is one.
+int terminate_transfer(conn::Client& client, const DecisionOptions& o) {
+  int exit_code = 0;
+  auto current = conn::get_transfer(client, o.pid);
+  if (current) {
+    const auto* refusal = std::get_if<conn::Refusal>(&*current);
+    if (refusal && refusal->status == 404) {
+      std::cerr << "dsx: " << o.pid << ": no negotiation or transfer of yours has this id\n";
+      return kExitBadInput;
+    }
+  }
+  const auto* t = answered(current, &exit_code);
+  if (!t) return exit_code;
+  auto answer = conn::terminate_transfer(client, *t, o.reason);
+  const auto* after = answered(answer, &exit_code);
+  if (!after) return exit_code;
+  std::cout << after->provider_pid << ": " << protocol::to_string(after->state) << "\n";
+  return 0;
+}
+
 int run_decision(Decision d, const DecisionOptions& o) {
   auto client = connect(o.remote);
   if (!client) return report_error(client.status(), kExitFailed);
@@ -337,6 +358,10 @@ int run_decision(Decision d, const DecisionOptions& o) {
   } else {
     // The messages name both process ids: read the consumer's from the negotiation.
     auto current = conn::get_negotiation(**client, o.pid);
+    if (d == Decision::kTerminate && current) {
+      const auto* refusal = std::get_if<conn::Refusal>(&*current);
+      if (refusal && refusal->status == 404) return terminate_transfer(**client, o);
+    }
     const auto* n = answered(current, &exit_code);
     if (!n) return exit_code;
     answer = d == Decision::kAccept ? conn::accept_offer(**client, *n)
@@ -448,15 +473,18 @@ void add_negotiation_commands(CLI::App& group, int* exit_status) {
            DecisionCommand{"accept", Decision::kAccept,
                            "Accept the provider's counter-offer (consumer)", false},
            DecisionCommand{"terminate", Decision::kTerminate,
-                           "End a negotiation that is not finished (either party), with a reason",
+                           "End a negotiation that is not finished, or a transfer that is not "
+                           "(either party), with a reason",
                            true},
        }) {
     auto d = std::make_shared<DecisionOptions>();
     CLI::App* cmd = group.add_subcommand(c.name, c.help);
     add_remote_options(cmd, d->remote);
     cmd->add_option("PID", d->pid,
-                    "the negotiation (its providerPid, from dsx connector "
-                    "negotiations)")
+                    c.decision == Decision::kTerminate
+                        ? "the negotiation or the transfer (its providerPid, from dsx connector "
+                          "negotiations or transfers)"
+                        : "the negotiation (its providerPid, from dsx connector negotiations)")
         ->required();
     if (c.needs_reason)
       cmd->add_option("--reason", d->reason, "why, for the other party and the log")

@@ -41,6 +41,12 @@ std::vector<std::string> reasons_of(const json& body) {
        {&body, body.is_object() && body.contains("message") ? &body["message"] : nullptr,
         body.is_object() && body.contains("transfer") ? &body["transfer"] : nullptr}) {
     if (!holder || !holder->is_object()) continue;
+    // GET /transfers/{pid}: "dsx:reason": {"code", "reasons"}.
+    if (auto d = holder->find("dsx:reason"); d != holder->end() && d->is_object()) {
+      for (const auto& r : d->value("reasons", json::array()))
+        if (r.is_string()) out.push_back(r.get<std::string>());
+      if (out.empty() && d->contains("code")) out.push_back(text_of(*d, "code"));
+    }
     auto it = holder->find("reason");
     if (it == holder->end()) continue;
     if (it->is_array()) {
@@ -830,6 +836,20 @@ Result<FetchResult> fetch(Client& client, const FetchOptions& o) {
   };
   if (!reply) {
     if (check_failed) return reject(reply.status().message());
+    // The relay ends the download of a transfer that was terminated meanwhile: say so, rather
+    // than offer a resume that cannot be.
+    if (auto g = get_transfer_record(client, t.provider_pid);
+        g && std::holds_alternative<json>(*g)) {
+      const json& doc = std::get<json>(*g);
+      auto now = protocol::parse_transfer_process(doc);
+      if (now && now->state == protocol::TransferState::kTerminated) {
+        file.close();
+        remove_partial(o.out);
+        return Status::failed_precondition("transfer " + t.provider_pid +
+                                           " was TERMINATED during the download: " +
+                                           joined(reasons_of(doc)) + "; removed " + part.string());
+      }
+    }
     return keep_for_resume("the download was interrupted: " + reply.status().message());
   }
   if (reply->status / 100 != 2)

@@ -30,6 +30,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "broker/server.h"
@@ -90,9 +91,17 @@ class FakeAuthority : public dsx::broker::RelayAuthority {
     a.provider_pid = provider_pid;
     (upload ? a.provider : a.consumer) = caller.identity.participant_id;
     std::lock_guard lock(mutex_);
+    if (ended_.count(provider_pid))
+      return dsx::Status::failed_precondition("transfer " + provider_pid +
+                                              " is TERMINATED, not STARTED");
     auto it = from_chunks_.find(provider_pid);
     a.from_chunk = it == from_chunks_.end() ? 0 : it->second;
     return a;
+  }
+  // As if the transfer were terminated.
+  void end(const std::string& provider_pid) {
+    std::lock_guard lock(mutex_);
+    ended_.insert(provider_pid);
   }
   // As if the transfer were (re)started from chunk `k`: its dsx:fromChunk.
   void resume(const std::string& provider_pid, uint64_t k) {
@@ -124,6 +133,7 @@ class FakeAuthority : public dsx::broker::RelayAuthority {
   std::condition_variable cv_;
   std::vector<RelayRecord> records_;
   std::map<std::string, uint64_t> from_chunks_;
+  std::set<std::string> ended_;
 };
 
 // A CA, certificates for the broker, a provider and a consumer, and a Server with the fake
@@ -167,10 +177,18 @@ class RelayServer {
     thread_.join();
     server_.reset();
     fs::remove_all(dir_);
+    if (log_ && log_ != stderr) std::fclose(log_);
   }
   fs::path dir() const { return dir_; }
   uint16_t port() const { return server_->port(); }
   FakeAuthority& authority() { return authority_; }
+  // The broker's JSON log so far (empty with DSX_TEST_LOGS, which sends it to standard error).
+  std::string log_text() {
+    if (log_ == stderr || !log_) return {};
+    std::fflush(log_);
+    std::ifstream in("/proc/self/fd/" + std::to_string(fileno(log_)));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
   dsx::broker::Metrics& metrics() { return metrics_; }
 
  private:
@@ -187,7 +205,8 @@ class RelayServer {
   fs::path dir_;
   dsx::broker::BrokerConfig config_;
   dsx::SystemClock clock_;
-  dsx::broker::Logger logger_{std::getenv("DSX_TEST_LOGS") ? stderr : nullptr, clock_};
+  std::FILE* log_ = std::getenv("DSX_TEST_LOGS") ? stderr : std::tmpfile();
+  dsx::broker::Logger logger_{log_, clock_};
   dsx::broker::Metrics metrics_;
   dsx::broker::Router router_;
   std::unique_ptr<dsx::broker::TlsContexts> tls_;
@@ -265,6 +284,7 @@ class Peer {
     http::read(stream_, buffer_, *parser_);
     return parser_->release();
   }
+  void read_rest(boost::system::error_code& ec) { http::read(stream_, buffer_, *parser_, ec); }
 
   // After read_header(): reads `n` body bytes without keeping them; returns their SHA-256.
   std::string drain_body(uint64_t n) {
@@ -621,6 +641,49 @@ TEST_CASE("a consumer that disconnects mid-way fails the upload and the relay is
 
   // A new pair resumes.
   relay_and_check(s, "cut", random_bytes(100 * 1024, 10), true);
+}
+
+TEST_CASE("a transfer that leaves STARTED mid-way ends its relay on both sides", "[relay]") {
+  RelayServer s;
+  const std::string data = random_bytes(16 * 1024 * 1024, 11);
+  Peer provider(s, "acme");
+  Peer consumer(s, "leiden");
+  consumer.send_request("GET", "/transfers/ended/data");
+  auto up = std::async(std::launch::async, [&] {
+    boost::system::error_code ec = provider.upload("ended", data, kManifest);
+    if (ec) return std::string("cut while sending");
+    auto r = provider.read_response(ec);
+    return ec ? std::string("cut while reading the answer") : r.body();
+  });
+  consumer.read_header();
+  REQUIRE(consumer.head().result_int() == 200);
+  consumer.read_some_body(200 * 1024);
+  // The consumer stops reading (the relay would wait for it until the read timeout, 10 s), and
+  // the transfer is terminated meanwhile: the relay's watch ends both sides.
+  s.authority().end("ended");
+  const std::string answer = up.get();
+  INFO(answer);
+  // The provider may still be writing when the broker answers and closes: it then sees the
+  // connection cut rather than the answer.
+  CHECK((answer.find("transfer-ended") != std::string::npos || answer.rfind("cut while", 0) == 0));
+  const auto record = s.authority().record("ended");
+  REQUIRE(record);
+  CHECK_FALSE(record->complete);
+  CHECK(record->bytes < data.size());
+  std::string log;
+  for (int i = 0; i < 100 && log.find("transfer_ended") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    log = s.log_text();
+  }
+  if (!std::getenv("DSX_TEST_LOGS")) {
+    CHECK(log.find(R"("outcome":"transfer_ended")") != std::string::npos);
+    CHECK(log.find(R"("route":"transfers.data.put","status":409)") != std::string::npos);
+  }
+  // The consumer's download ends short of its Content-Length.
+  boost::system::error_code ec;
+  consumer.read_rest(ec);
+  CHECK(ec);
+  CHECK(s.metrics().relays_active() == 0);
 }
 
 namespace {

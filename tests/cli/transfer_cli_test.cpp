@@ -300,6 +300,53 @@ TEST_CASE("the provider's connector answers its channel while an upload runs",
   CHECK_FALSE(wait_for(*space.serve, "[upload] transfer ").empty());
 }
 
+TEST_CASE("dsx connector terminate ends a running transfer: the download stops, no file",
+          "[cli][transfer-cli]") {
+  Space space("transfer-terminate");
+  space.add_dataset("t", 16 << 20);
+  space.start_broker();
+  space.publish_all();
+  space.start_serve();
+  const std::string agreement = space.negotiate("t");
+  TestRelay relay(space.dir / "127.0.0.1", space.dir / "leiden", space.port);
+  relay.set_rate(1 << 20);  // 16 s for the whole: it is terminated long before
+  const fs::path out = space.dir / "t.bin";
+  auto fetch =
+      start_dsx(space.fetch_args(agreement, out, relay.url(), false), space.dir / "fetch.log");
+  REQUIRE(wait_for_progress(out, 0, true) > 0);
+
+  auto listed = run_dsx("connector transfers --json " + space.as("leiden"));
+  REQUIRE(listed.status == 0);
+  const auto doc = nlohmann::json::parse(listed.out, nullptr, false);
+  const nlohmann::json items = doc.is_object() ? doc.value("transfers", nlohmann::json()) : doc;
+  REQUIRE((items.is_array() && items.size() == 1));
+  const std::string pid = items[0].value("providerPid", "");
+  REQUIRE_FALSE(pid.empty());
+
+  auto unknown = run_dsx("connector terminate urn:uuid:0 --reason x " + space.as("leiden"));
+  CHECK(unknown.status == 2);
+  CHECK(unknown.out.find("no negotiation or transfer of yours") != std::string::npos);
+
+  auto ended = run_dsx("connector terminate " + pid + " --reason \"no longer needed\" " +
+                       space.as("leiden"));
+  INFO(ended.out);
+  CHECK(ended.status == 0);
+  CHECK(ended.out.find(pid + ": TERMINATED") != std::string::npos);
+
+  const std::string said =
+      wait_for(fetch, "was TERMINATED during the download", std::chrono::seconds(30));
+  INFO(fetch.log_tail());
+  CHECK(said.find("no longer needed") != std::string::npos);
+  CHECK(fetch.stop() == 1);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".part"));
+  CHECK_FALSE(fs::exists(out.string() + ".part.json"));
+  CHECK(relay.last_download_bytes() < (16u << 20));
+  const std::string log = space.log_entries();
+  CHECK(log.find("transfer.terminated") != std::string::npos);
+  CHECK(log.find("no longer needed") != std::string::npos);
+}
+
 TEST_CASE("a 1 GiB transfer arrives whole and the broker's memory stays flat",
           "[cli][transfer-cli][large]") {
   Space space("transfer-large");
