@@ -398,9 +398,16 @@ stop "$nginx_pid" QUIT
 
 # --- 5. the figures ---------------------------------------------------------------------------
 
+# What the crypto dsx must do on top of a TLS relay costs on this machine, measured now (kB/s,
+# 1000 bytes): SHA-256 over 64 KiB pieces, AES-256-GCM over 16 KiB (the stream's 64 KiB chunks
+# cost the same per byte).
+speed_kbs() { openssl speed -seconds 2 -evp "$1" -bytes "$2" 2>/dev/null | awk 'END { sub(/k$/, "", $NF); print $NF }'; }
+sha_kbs=$(speed_kbs sha256 65536)
+aes_kbs=$(speed_kbs aes-256-gcm 16384)
+
 echo "after:  $(uptime)"
 echo
-awk -v bytes="$bytes" -v tck="$clk_tck" \
+awk -v bytes="$bytes" -v tck="$clk_tck" -v shak="${sha_kbs:-0}" -v aesk="${aes_kbs:-0}" \
     -v dw="$dsx_wall_ns" -v db="$dsx_broker_ticks" -v dp="$dsx_provider_ticks" \
     -v dcu="$consumer_user" -v dcs="$consumer_sys" \
     -v rb="${relay_bytes:-0}" -v rms="${relay_ms:-0}" \
@@ -422,6 +429,22 @@ BEGIN {
     printf "%-36s %12.1f\n", "relay phase only, MB/s (broker log)", rb / 1e6 / (rms / 1e3)
   printf "%-36s %12.2f %12.2f\n", "sender CPU, s (serve | s_client)", dp / tck, su + ss
   printf "%-36s %12.2f %12.2f\n", "receiver CPU, s (fetch | s_server)", dcu + dcs, ru + rs
+  if (shak > 0 && aesk > 0) {
+    # Lower bounds: the broker does nginx work plus one SHA-256 of every byte; the whole chain
+    # (all on these cores) does nginx chain work plus sealing and opening (AES-256-GCM) and four
+    # SHA-256 passes (plaintext at both ends for manifest and receipt, ciphertext at the provider
+    # for the manifest and at the broker for the log).
+    sha = 1e9 / (shak * 1000); aes = 1e9 / (aesk * 1000)
+    nchain = (ncpu + su + ss + ru + rs) / gb
+    dchain = (dcpu + dp / tck + dcu + dcs) / gb
+    extra = 2 * aes + 4 * sha
+    print ""
+    printf "%-36s %12.3f %12.3f\n", "crypto, s/GB (SHA-256 | AES-256-GCM)", sha, aes
+    printf "%-36s %12.2f %12.2f %8.2f\n", "chain CPU per GB, s (all processes)", dchain, nchain, dchain / nchain
+    printf "%-36s %12.2f %12s %8.2f\n", "broker CPU floor, s/GB (nginx + SHA)", npg + sha, "", (npg + sha) / npg
+    printf "%-36s %12.2f %12s %8.2f\n", "chain CPU floor, s/GB (nginx + crypto)", nchain + extra, "", (nchain + extra) / nchain
+    printf "best throughput ratio if CPU-bound on these cores: %.2fx (nginx chain / floor)\n", nchain / (nchain + extra)
+  }
   print ""
   printf "target throughput >= 1.0x nginx: %.2fx, %s\n", dmb / nmb, (dmb >= nmb ? "met" : "NOT met")
   if (npg > 0)

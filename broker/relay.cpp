@@ -30,8 +30,6 @@
 
 #include "broker/relay.h"
 
-#include <openssl/evp.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -47,6 +45,7 @@
 #include <cmath>
 
 #include "broker/transfers.h"
+#include "common/base64.h"
 #include "common/hex.h"
 #include "common/sha256.h"
 
@@ -78,21 +77,6 @@ std::optional<uint64_t> parse_u64(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
   return v;
-}
-
-// RFC 4648 base64 with padding, strictly.
-std::optional<std::string> decode_base64(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = 0;
-  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=')
-    ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
 }
 
 }  // namespace
@@ -248,11 +232,11 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
       co_return refuse(400, "bad-from-chunk", "X-Dsx-From-Chunk: expected an unsigned integer");
     offer.from_chunk = *from_chunk;
     offer.manifest_b64 = std::string(header["X-Dsx-Manifest"]);
-    const auto manifest = decode_base64(offer.manifest_b64);
+    const auto manifest = base64_decode(offer.manifest_b64);
     if (offer.manifest_b64.empty() || !manifest)
       co_return refuse(400, "bad-manifest",
                        "X-Dsx-Manifest: expected the signed manifest JSON in base64");
-    offer.manifest_json = *manifest;
+    offer.manifest_json.assign(manifest->begin(), manifest->end());
   } else {
     if (!caller.has_role("consumer"))
       co_return refuse(403, "forbidden", "downloading data needs the role consumer");

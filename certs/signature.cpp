@@ -9,59 +9,17 @@
 #include <vector>
 
 #include "certs/pem.h"
+#include "common/base64.h"
 
 namespace dsx::certs {
 
 namespace {
 
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64(const std::vector<unsigned char>& bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, bytes.size() - i);
-    uint32_t v = uint32_t{bytes[i]} << 16;
-    if (n > 1) v |= uint32_t{bytes[i + 1]} << 8;
-    if (n > 2) v |= bytes[i + 2];
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += n > 1 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += n > 2 ? kAlphabet[v & 63] : '=';
-  }
-  return out;
-}
-
-// Strict RFC 4648 base64 with padding: no white space, no bits left over.
-std::optional<std::vector<unsigned char>> unbase64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  size_t pad = 0;
-  if (text.back() == '=') ++pad;
-  if (pad == 1 && text[text.size() - 2] == '=') ++pad;
-  std::vector<unsigned char> out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    uint32_t v = 0;
-    for (size_t k = 0; k < 4; ++k) {
-      const char ch = text[i + k];
-      const bool padding = i + 4 == text.size() && k >= 4 - pad;
-      if (padding) {
-        if (ch != '=') return std::nullopt;
-        v <<= 6;
-        continue;
-      }
-      const size_t pos = kAlphabet.find(ch);
-      if (pos == std::string_view::npos) return std::nullopt;
-      v = (v << 6) | static_cast<uint32_t>(pos);
-    }
-    out.push_back(static_cast<unsigned char>(v >> 16));
-    if (i + 4 < text.size() || pad < 2) out.push_back(static_cast<unsigned char>(v >> 8));
-    if (i + 4 < text.size() || pad < 1) out.push_back(static_cast<unsigned char>(v));
-    if (i + 4 == text.size() && ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff))))
-      return std::nullopt;  // non-canonical: bits set beyond the data
-  }
-  return out;
+// A signature's value: canonical base64 of at least one byte.
+std::optional<std::vector<uint8_t>> signature_bytes(std::string_view value) {
+  auto bytes = base64_decode(value);
+  if (!bytes || bytes->empty()) return std::nullopt;
+  return bytes;
 }
 
 struct MdCtxFree {
@@ -114,7 +72,7 @@ Result<DocumentSignature> sign_text(const std::filesystem::path& cert_dir, std::
   if (EVP_DigestSign(ctx.get(), sig.data(), &len, data, text.size()) != 1)
     return Status::internal("cannot sign with " + (cert_dir / "key.pem").string());
   sig.resize(len);
-  return DocumentSignature{*algorithm, fingerprint_sha256_hex(cert->get()), base64(sig)};
+  return DocumentSignature{*algorithm, fingerprint_sha256_hex(cert->get()), base64_encode(sig)};
 }
 
 Status verify_text(std::string_view cert_pem, std::string_view text, const DocumentSignature& sig) {
@@ -131,7 +89,7 @@ Status verify_text(std::string_view cert_pem, std::string_view text, const Docum
   if (sig.algorithm != *algorithm)
     return Status::invalid_argument("signature.algorithm: " + sig.algorithm +
                                     " does not fit the certificate's key (" + *algorithm + ")");
-  auto bytes = unbase64(sig.value);
+  auto bytes = signature_bytes(sig.value);
   if (!bytes) return Status::invalid_argument("signature.value: not base64");
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (!ctx) return Status::internal("out of memory");
@@ -175,7 +133,7 @@ Result<DocumentSignature> parse_signature(const nlohmann::json& j) {
       sig.certificate_sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
     return Status::invalid_argument(
         "signature.certificateSha256: expected 64 lowercase hex digits");
-  if (!unbase64(sig.value)) return Status::invalid_argument("signature.value: not base64");
+  if (!signature_bytes(sig.value)) return Status::invalid_argument("signature.value: not base64");
   return sig;
 }
 

@@ -11,6 +11,7 @@
 #include "certs/identity.h"
 #include "certs/pem.h"
 #include "certs/signature.h"
+#include "common/base64.h"
 #include "common/hex.h"
 #include "common/json.h"
 
@@ -295,60 +296,6 @@ Result<json> sign_receipt(const fs::path& cert_dir, std::string_view manifest_te
   auto sig = certs::sign_text(cert_dir, manifest_text);
   if (!sig) return sig.status();
   return certs::signed_document(manifest_text, *sig);
-}
-
-namespace {
-constexpr std::string_view kBase64 =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-}
-
-std::string base64_encode(std::span<const uint8_t> bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
-    for (int shift = 18; shift >= 0; shift -= 6)
-      out += kBase64[(v >> shift) & 0x3f];
-  }
-  if (const size_t rest = bytes.size() - i; rest > 0) {
-    uint32_t v = uint32_t{bytes[i]} << 16;
-    if (rest == 2) v |= uint32_t{bytes[i + 1]} << 8;
-    out += kBase64[(v >> 18) & 0x3f];
-    out += kBase64[(v >> 12) & 0x3f];
-    out += rest == 2 ? kBase64[(v >> 6) & 0x3f] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::vector<uint8_t>> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::vector<uint8_t> out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    uint32_t v = 0;
-    int pad = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      if (c == '=') {
-        // Padding only in the last group's last one or two places.
-        if (i + 4 != text.size() || j < 2) return std::nullopt;
-        ++pad;
-        v <<= 6;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;
-      const size_t d = kBase64.find(c);
-      if (d == std::string_view::npos) return std::nullopt;
-      v = (v << 6) | static_cast<uint32_t>(d);
-    }
-    out.push_back(static_cast<uint8_t>(v >> 16));
-    if (pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
-    if (pad < 1) out.push_back(static_cast<uint8_t>(v));
-  }
-  if (base64_encode(out) != text) return std::nullopt;  // non-canonical trailing bits
-  return out;
 }
 
 }  // namespace dsx::connectors

@@ -109,8 +109,4 @@ Result<CheckedManifest> check_signed_manifest(const std::filesystem::path& cert_
 Result<nlohmann::json> sign_receipt(const std::filesystem::path& cert_dir,
                                     std::string_view manifest_text);
 
-// Base64 (RFC 4648 section 4, padded), and strict decoding.
-std::string base64_encode(std::span<const uint8_t> bytes);
-std::optional<std::vector<uint8_t>> base64_decode(std::string_view text);
-
 }  // namespace dsx::connectors

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/base64.h"
 #include "common/hex.h"
 #include "common/json.h"
 
@@ -25,45 +26,6 @@ Result<std::string> canonical(const json& value) {
   } catch (const json::exception&) {
     return Status::invalid_argument("a text field is not valid UTF-8");
   }
-}
-
-// Base64url without padding (RFC 4648 section 5), as JWK uses it.
-constexpr std::string_view kBase64Url =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string base64url(std::span<const uint8_t> bytes) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (uint8_t b : bytes) {
-    acc = acc << 8 | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kBase64Url[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0) out += kBase64Url[(acc << (6 - bits)) & 0x3f];
-  return out;
-}
-
-// Strict: only the canonical encoding (unused low bits zero) of exactly `size` bytes.
-std::optional<std::vector<uint8_t>> from_base64url(std::string_view text, size_t size) {
-  std::vector<uint8_t> out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    size_t v = kBase64Url.find(c);
-    if (v == std::string_view::npos) return std::nullopt;
-    acc = (acc << 6 | static_cast<uint32_t>(v)) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<uint8_t>(acc >> bits));
-    }
-  }
-  if (out.size() != size || base64url(out) != text) return std::nullopt;
-  return out;
 }
 
 // Member readers for the parsers: each names the member it refuses.
@@ -131,7 +93,8 @@ Status check_canonical(std::string_view text, const Result<std::string>& rewritt
 }  // namespace
 
 Result<std::string> key_binding_json(const EncryptionKeyBinding& binding) {
-  json key = {{"kty", "OKP"}, {"crv", "X25519"}, {"x", base64url(binding.encryption_key.raw())}};
+  json key = {
+      {"kty", "OKP"}, {"crv", "X25519"}, {"x", base64url_encode(binding.encryption_key.raw())}};
   json doc = {{"type", kBindingType},
               {"version", 1},
               {"participant", binding.participant},
@@ -166,8 +129,9 @@ Result<EncryptionKeyBinding> parse_key_binding(std::string_view text) {
   if (!kty || *kty != "OKP" || !crv || *crv != "X25519" || !x || jwk->size() != 3)
     return Status::invalid_argument(
         "encryptionKey: not an X25519 JSON Web Key {\"crv\":\"X25519\",\"kty\":\"OKP\",\"x\":...}");
-  auto raw = from_base64url(*x, kX25519KeySize);
-  if (!raw) return Status::invalid_argument("encryptionKey.x: not 32 bytes in unpadded base64url");
+  auto raw = base64url_decode(*x);
+  if (!raw || raw->size() != kX25519KeySize)
+    return Status::invalid_argument("encryptionKey.x: not 32 bytes in unpadded base64url");
   auto key = X25519PublicKey::from_raw(*raw);
   if (!key) return key.status();
   EncryptionKeyBinding binding{.participant = std::move(*participant),

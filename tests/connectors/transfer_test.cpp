@@ -149,21 +149,6 @@ class TestServer {
 
 }  // namespace
 
-TEST_CASE("base64 round-trips and refuses what is not canonical", "[connectors][transfer]") {
-  for (const std::string text : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
-    const std::string enc = conn::base64_encode(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-    auto dec = conn::base64_decode(enc);
-    REQUIRE(dec);
-    CHECK(std::string(dec->begin(), dec->end()) == text);
-  }
-  CHECK(conn::base64_encode(std::vector<uint8_t>{'f', 'o', 'o', 'b'}) == "Zm9vYg==");
-  CHECK_FALSE(conn::base64_decode("Zm9vYg="));   // length
-  CHECK_FALSE(conn::base64_decode("Zm9vYh=="));  // trailing bits
-  CHECK_FALSE(conn::base64_decode("Zm=vYg=="));  // padding inside
-  CHECK_FALSE(conn::base64_decode("Zm9v!g=="));  // alphabet
-}
-
 TEST_CASE("the encryption key file is created once with mode 0600", "[connectors][transfer]") {
   Pki pki;
   auto a = conn::load_or_create_encryption_key(pki.dir / "leiden");
