@@ -89,7 +89,8 @@ Result<Child> Child::start(const std::vector<std::string>& args, std::filesystem
   return Child(*pid, std::move(log));
 }
 
-Child::Child(Child&& other) noexcept : pid_(other.pid_), log_(std::move(other.log_)) {
+Child::Child(Child&& other) noexcept
+    : pid_(other.pid_), status_(other.status_), log_(std::move(other.log_)) {
   other.pid_ = -1;
 }
 
@@ -97,6 +98,7 @@ Child& Child::operator=(Child&& other) noexcept {
   if (this != &other) {
     stop();
     pid_ = other.pid_;
+    status_ = other.status_;
     log_ = std::move(other.log_);
     other.pid_ = -1;
   }
@@ -111,15 +113,13 @@ Result<std::string> Child::wait_for_line(const std::string& text,
                                          std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
+    const bool exited = reap(WNOHANG);  // before reading: its last lines are in the log then
     std::ifstream in(log_);
     for (std::string line; std::getline(in, line);)
       if (line.find(text) != std::string::npos) return line;
-    int wstatus = 0;
-    if (pid_ > 0 && waitpid(pid_, &wstatus, WNOHANG) == pid_) {
-      pid_ = -1;
-      return Status::failed_precondition(
-          "it exited (status " + std::to_string(exit_status(wstatus)) + "):\n" + log_tail());
-    }
+    if (exited)
+      return Status::failed_precondition("it exited (status " + std::to_string(status_) + "):\n" +
+                                         log_tail());
     if (std::chrono::steady_clock::now() > deadline)
       return Status::failed_precondition("no \"" + text + "\" after " +
                                          std::to_string(timeout.count()) + " ms:\n" + log_tail());
@@ -127,36 +127,47 @@ Result<std::string> Child::wait_for_line(const std::string& text,
   }
 }
 
-int Child::stop() {
-  if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
+bool Child::reap(int flags) {
+  if (pid_ <= 0) return true;
   int wstatus = 0;
+  pid_t got;
+  while ((got = waitpid(pid_, &wstatus, flags)) < 0 && errno == EINTR) {
+  }
+  if (got != pid_) return false;
+  pid_ = -1;
+  status_ = exit_status(wstatus);
+  return true;
+}
+
+int Child::stop() {
+  if (reap(WNOHANG)) return status_;
+  kill(pid_, SIGTERM);
   for (int i = 0; i < 100; ++i) {
-    if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
-      pid_ = -1;
-      return exit_status(wstatus);
-    }
+    if (reap(WNOHANG)) return status_;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(pid_, SIGKILL);
-  waitpid(pid_, &wstatus, 0);
-  pid_ = -1;
+  reap(0);
   return -1;
+}
+
+std::optional<int> Child::wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!reap(WNOHANG)) {
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
 }
 
 void Child::kill_now() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
-  int wstatus = 0;
-  while (waitpid(pid_, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
+  reap(0);
 }
 
 bool Child::running() {
-  int wstatus = 0;
-  if (pid_ > 0 && waitpid(pid_, &wstatus, WNOHANG) == pid_) pid_ = -1;
-  return pid_ > 0;
+  return !reap(WNOHANG);
 }
 
 std::string Child::log_tail(size_t lines) const {

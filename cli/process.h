@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,12 @@ class Child {
   // Waits until the log holds a line containing `text`, the child exits, or `timeout` passes;
   // the line, or an error that quotes the end of the log.
   Result<std::string> wait_for_line(const std::string& text, std::chrono::milliseconds timeout);
-  // SIGTERM, then SIGKILL after 5 s; the exit status (-1 when killed by a signal).
+  // SIGTERM, then SIGKILL after 5 s; the exit status (-1 when killed by a signal). A child
+  // that has already exited is not signalled: its exit status.
   int stop();
+  // Waits up to `timeout` for the child to exit by itself: its exit status (-1 when killed by
+  // a signal), or nullopt when it still runs.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
   // SIGKILL at once, as a crash would end it; waits for it to be gone.
   void kill_now();
   // Whether it still runs.
@@ -56,7 +61,10 @@ class Child {
 
  private:
   Child(pid_t pid, std::filesystem::path log) : pid_(pid), log_(std::move(log)) {}
+  // Collects the child if it has exited (waitpid with `flags`); whether it has.
+  bool reap(int flags);
   pid_t pid_ = -1;
+  int status_ = -1;  // the exit status, once reaped
   std::filesystem::path log_;
 };
 

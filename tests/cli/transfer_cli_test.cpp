@@ -295,7 +295,7 @@ TEST_CASE("the provider's connector answers its channel while an upload runs",
 
   relay.set_rate(0);
   CHECK_FALSE(wait_for(slow, ": COMPLETED; receipt logged", std::chrono::seconds(60)).empty());
-  CHECK(slow.stop() == 0);
+  CHECK(slow.wait(std::chrono::seconds(30)) == 0);
   CHECK(read_all(slow_out) == read_all(space.file_of("slow")));
   CHECK_FALSE(wait_for(*space.serve, "[upload] transfer ").empty());
 }
@@ -337,7 +337,7 @@ TEST_CASE("dsx connector terminate ends a running transfer: the download stops, 
       wait_for(fetch, "was TERMINATED during the download", std::chrono::seconds(30));
   INFO(fetch.log_tail());
   CHECK(said.find("no longer needed") != std::string::npos);
-  CHECK(fetch.stop() == 1);
+  CHECK(fetch.wait(std::chrono::seconds(30)) == 1);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out.string() + ".part"));
   CHECK_FALSE(fs::exists(out.string() + ".part.json"));
