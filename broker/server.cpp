@@ -520,7 +520,10 @@ class Server::Impl {
     explicit ChannelState(const asio::any_io_executor& ex)
         : wake(ex, asio::steady_timer::time_point::max()) {}
     asio::steady_timer wake;  // cancelled to wake the writer
-    bool closed = false;      // the reader ended, or the channel was replaced
+    // Set with each wake: a notification that came while the writer was not waiting (reading
+    // or writing) is not lost, as a cancel of a timer nobody waits on would be.
+    bool pending = false;
+    bool closed = false;  // the reader ended, or the channel was replaced
     bool replaced = false;
     bool reader_done = false;
   };
@@ -590,7 +593,10 @@ class Server::Impl {
         participant,
         [executor, weak] {
           asio::post(executor, [weak] {
-            if (auto s = weak.lock()) s->wake.cancel();
+            if (auto s = weak.lock()) {
+              s->pending = true;
+              s->wake.cancel();
+            }
           });
         },
         [executor, weak] {
@@ -609,12 +615,14 @@ class Server::Impl {
     });
 
     uint64_t sent = 0;  // after a reconnection everything unacknowledged goes out again
+    constexpr size_t kBatch = 100;
     while (!state->closed && !stopping_) {
+      state->pending = false;  // this read sees whatever was committed before it
       std::optional<Result<std::vector<StoredEvent>>> batch = co_await asio::co_spawn(
           workers_,
           [this, &participant,
            sent]() -> awaitable<std::optional<Result<std::vector<StoredEvent>>>> {
-            co_return events_->read(participant, sent);
+            co_return events_->read(participant, sent, kBatch);
           },
           use_awaitable);
       if (!*batch) {
@@ -631,7 +639,8 @@ class Server::Impl {
         sent = e.id;
       }
       if (failed) break;
-      if (!(*batch)->empty()) continue;  // there may be more
+      // A full batch may have more behind it; a wake while reading or writing means more.
+      if ((*batch)->size() == kBatch || state->pending) continue;
       state->wake.expires_at(asio::steady_timer::time_point::max());
       co_await state->wake.async_wait(kTuple);
     }
