@@ -149,21 +149,45 @@ struct Sealed {
   std::array<uint8_t, 32> plaintext_sha256{}, ciphertext_sha256{};
 };
 
-// The hash pass: seals every chunk and hashes plaintext and stream.
-Result<Sealed> hash_pass(protocol::StreamSealer& sealer, ChunkReader& reader) {
-  Sha256 plain, cipher;
+// SHA-256 of the whole file, read chunk by chunk.
+Result<std::array<uint8_t, 32>> plaintext_hash(const fs::path& file, uint32_t chunk_size) {
+  auto reader = ChunkReader::open(file, chunk_size);
+  if (!reader) return reader.status();
+  Sha256 plain;
+  std::vector<uint8_t> buf;
+  for (uint64_t i = 0; i < reader->chunks(); ++i) {
+    if (Status s = reader->read(i, buf); !s) return s;
+    plain.update(buf);
+  }
+  return plain.finish();
+}
+
+// The hash pass, before anything is sent: seals every chunk and hashes the stream, while a
+// second thread hashes the plaintext (the two take about as long as each other, and the
+// consumer waits for the first byte until both are done).
+Result<Sealed> hash_pass(protocol::StreamSealer& sealer, ChunkReader& reader,
+                         const fs::path& file) {
+  std::optional<Result<std::array<uint8_t, 32>>> plain;
+  std::thread plain_thread([&] { plain = plaintext_hash(file, sealer.chunk_size()); });
+  Sha256 cipher;
   cipher.update(sealer.header());
   std::vector<uint8_t> buf, out(sealer.chunk_size() + protocol::kStreamTagSize);
-  for (uint64_t i = 0; i < reader.chunks(); ++i) {
-    if (Status s = reader.read(i, buf); !s) return s;
-    plain.update(buf);
+  Status status = Status::ok();
+  for (uint64_t i = 0; i < reader.chunks() && status; ++i) {
+    status = reader.read(i, buf);
+    if (!status) break;
     auto n = sealer.seal_into(i, buf, reader.last(i), out);
-    if (!n) return n.status();
-    cipher.update(std::span<const uint8_t>(out.data(), *n));
+    if (!n)
+      status = n.status();
+    else
+      cipher.update(std::span<const uint8_t>(out.data(), *n));
   }
+  plain_thread.join();
+  if (!status) return status;
+  if (!*plain) return plain->status();
   Sealed s;
   s.size = reader.size();
-  s.plaintext_sha256 = plain.finish();
+  s.plaintext_sha256 = **plain;
   s.ciphertext_sha256 = cipher.finish();
   return s;
 }
@@ -215,7 +239,7 @@ Result<Answer<UploadResult>> upload_stream(Client& client, const ProviderOptions
   }
   auto reader = ChunkReader::open(file, sealer->chunk_size());
   if (!reader) return reader.status();
-  auto sealed = hash_pass(*sealer, *reader);
+  auto sealed = hash_pass(*sealer, *reader, file);
   if (!sealed) return sealed.status();
   if (from_chunk >= reader->chunks())
     return Status::invalid_argument("chunk " + std::to_string(from_chunk) +
