@@ -199,14 +199,26 @@ struct StoreCtxFree {
   void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
 };
 
-// The certificate chains to CERT_DIR/ca.pem and is valid now; its identity.
+// The certificate chains to CERT_DIR/ca.pem, is valid now and, when CERT_DIR/crl.pem exists
+// (the data space's revocation list, as the operator publishes it), is not revoked; its
+// identity.
 Result<certs::Identity> verify_certificate(const fs::path& cert_dir, const X509* cert) {
   auto ca = certs::load_certificate(cert_dir / "ca.pem");
   if (!ca) return ca.status();
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
-  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca->get()) != 1 ||
-      X509_STORE_CTX_init(ctx.get(), store.get(), const_cast<X509*>(cert), nullptr) != 1)
+  if (!store || !ctx || X509_STORE_add_cert(store.get(), ca->get()) != 1)
+    return Status::internal("cannot set up certificate verification");
+  if (std::error_code ec; fs::exists(cert_dir / "crl.pem", ec)) {
+    auto crl = certs::load_crl(cert_dir / "crl.pem");
+    if (!crl)
+      return Status::invalid_argument((cert_dir / "crl.pem").string() + ": " +
+                                      crl.status().message());
+    if (X509_STORE_add_crl(store.get(), crl->get()) != 1)
+      return Status::internal("cannot set up certificate verification");
+    X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), const_cast<X509*>(cert), nullptr) != 1)
     return Status::internal("cannot set up certificate verification");
   if (X509_verify_cert(ctx.get()) != 1)
     return Status::invalid_argument(

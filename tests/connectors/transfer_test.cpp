@@ -14,6 +14,7 @@
 #include <boost/beast/ssl.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -245,6 +246,41 @@ TEST_CASE("a signed manifest travels in a header and checks for its provider onl
   REQUIRE(parsed);
   CHECK(parsed->text == *text);
   CHECK(dsx::certs::verify_text(pki.pem("leiden"), parsed->text, parsed->signature));
+}
+
+TEST_CASE("with CERT_DIR/crl.pem, a manifest or key binding of a revoked certificate is refused",
+          "[connectors][transfer]") {
+  Pki pki;
+  dsx::protocol::StreamManifest m;
+  m.dataset_id = "urn:dsx:dataset:x";
+  m.agreement_id = "urn:uuid:a";
+  m.transfer_id = "urn:uuid:t";
+  auto text = dsx::protocol::stream_manifest_json(m);
+  REQUIRE(text);
+  auto sig = dsx::certs::sign_text(pki.dir / "acme", *text);
+  REQUIRE(sig);
+  json signed_manifest = dsx::certs::signed_document(*text, *sig);
+  signed_manifest["certificate"] = pki.pem("acme");
+  const auto check = [&] {
+    return conn::check_signed_manifest(pki.dir / "leiden", signed_manifest,
+                                       "urn:dsx:participant:acme");
+  };
+  // No crl.pem: chain and validity only.
+  REQUIRE(check());
+  // The CA's CRL, before and after the provider's certificate is revoked.
+  fs::copy_file(pki.dir / "ca" / "crl.pem", pki.dir / "leiden" / "crl.pem");
+  CHECK(check());
+  REQUIRE(dsx::certs::revoke(pki.dir / "ca", pki.dir / "acme" / "cert.pem"));
+  fs::copy_file(pki.dir / "ca" / "crl.pem", pki.dir / "leiden" / "crl.pem",
+                fs::copy_options::overwrite_existing);
+  auto refused = check();
+  REQUIRE_FALSE(refused);
+  CHECK(refused.status().message().find("certificate revoked") != std::string::npos);
+  // A crl.pem that is not a CRL is an error, not a pass.
+  std::ofstream(pki.dir / "leiden" / "crl.pem") << "not a CRL";
+  auto unreadable = check();
+  REQUIRE_FALSE(unreadable);
+  CHECK(unreadable.status().message().find("crl.pem") != std::string::npos);
 }
 
 TEST_CASE("the datasets a provider serves come from its config file", "[connectors][transfer]") {
