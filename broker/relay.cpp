@@ -26,7 +26,7 @@
 // (kWatchInterval) whether the transfer is still STARTED from the same chunk. When it is not
 // (terminated by either party or by the broker's policy check, suspended, resumed from
 // elsewhere), the watch aborts the pipe: the consumer's download is cut short and the provider
-// gets 409 transfer-ended with the reason. A stalled pair is ended this way too.
+// gets 409 transfer-ended with the reason. (A stalled pair is ended by the read timeout.)
 
 #include "broker/relay.h"
 
@@ -383,9 +383,13 @@ awaitable<void> Relays::watch(Caller caller, std::string provider_pid, uint64_t 
         },
         use_awaitable);
     if (p->over) co_return;
-    if (!*access)
-      p->ended = access->status().message();
-    else if ((*access)->from_chunk != from_chunk)
+    if (!*access) {
+      // Not STARTED, or gone: the relay ends. A failure to look (the store busy or failing) is
+      // no reason to cut a healthy transfer: look again next time.
+      const Status::Code code = access->status().code();
+      if (code == Status::Code::kFailedPrecondition || code == Status::Code::kNotFound)
+        p->ended = access->status().message();
+    } else if ((*access)->from_chunk != from_chunk)
       p->ended = "transfer " + provider_pid + " was resumed from chunk " +
                  std::to_string((*access)->from_chunk) + " meanwhile";
     if (!p->ended.empty()) {

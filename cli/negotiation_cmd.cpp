@@ -160,7 +160,9 @@ int run_serve(const ServeOptions& o) {
             << (datasets->size() == 1 ? "" : "s") << "; handled events in " << state.string()
             << std::endl;
   const Status s = conn::Channel::run(*config, run, *handled, handler);
-  if (o.once && !stop_requested) uploads.wait();  // the backlog is handled when they are sent
+  // --once: the backlog is handled when its uploads are sent (SIGINT/SIGTERM still stop them).
+  while (o.once && s && !stop_requested && !uploads.wait_for(std::chrono::milliseconds(200))) {
+  }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (!s)

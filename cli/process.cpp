@@ -133,6 +133,11 @@ bool Child::reap(int flags) {
   pid_t got;
   while ((got = waitpid(pid_, &wstatus, flags)) < 0 && errno == EINTR) {
   }
+  if (got < 0 && errno == ECHILD) {  // gone already (reaped elsewhere): nothing to wait for
+    pid_ = -1;
+    status_ = -1;
+    return true;
+  }
   if (got != pid_) return false;
   pid_ = -1;
   status_ = exit_status(wstatus);
@@ -148,7 +153,7 @@ int Child::stop() {
   }
   kill(pid_, SIGKILL);
   reap(0);
-  return -1;
+  return status_;
 }
 
 std::optional<int> Child::wait(std::chrono::milliseconds timeout) {

@@ -199,6 +199,13 @@ struct StoreCtxFree {
   void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
 };
 
+// `s` with `context` before its message: kInternal (a problem of this side, such as its CRL)
+// stays kInternal, anything else is the document's fault (kInvalidArgument).
+Status with_context(const std::string& context, const Status& s) {
+  return s.code() == Status::Code::kInternal ? Status::internal(context + s.message())
+                                             : Status::invalid_argument(context + s.message());
+}
+
 // The certificate chains to CERT_DIR/ca.pem, is valid now and, when CERT_DIR/crl.pem exists
 // (the data space's revocation list, as the operator publishes it), is not revoked; its
 // identity.
@@ -209,21 +216,42 @@ Result<certs::Identity> verify_certificate(const fs::path& cert_dir, const X509*
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
   if (!store || !ctx || X509_STORE_add_cert(store.get(), ca->get()) != 1)
     return Status::internal("cannot set up certificate verification");
-  if (std::error_code ec; fs::exists(cert_dir / "crl.pem", ec)) {
-    auto crl = certs::load_crl(cert_dir / "crl.pem");
-    if (!crl)
-      return Status::invalid_argument((cert_dir / "crl.pem").string() + ": " +
-                                      crl.status().message());
+  // Present (even as a dangling link) means used: a CRL that cannot be read is an error, of
+  // this side (kInternal), not the signer's.
+  const fs::path crl_file = cert_dir / "crl.pem";
+  std::error_code ec;
+  const fs::file_type crl_type = fs::symlink_status(crl_file, ec).type();
+  if (ec && crl_type != fs::file_type::not_found)
+    return Status::internal(crl_file.string() + ": " + ec.message());
+  if (crl_type != fs::file_type::not_found) {
+    auto crl = certs::load_crl(crl_file);
+    if (!crl) return Status::internal(crl_file.string() + ": " + crl.status().message());
     if (X509_STORE_add_crl(store.get(), crl->get()) != 1)
       return Status::internal("cannot set up certificate verification");
     X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
   }
   if (X509_STORE_CTX_init(ctx.get(), store.get(), const_cast<X509*>(cert), nullptr) != 1)
     return Status::internal("cannot set up certificate verification");
-  if (X509_verify_cert(ctx.get()) != 1)
-    return Status::invalid_argument(
-        "the signer's certificate does not verify against the data space CA: " +
-        std::string(X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()))));
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int error = X509_STORE_CTX_get_error(ctx.get());
+    const std::string why = X509_verify_cert_error_string(error);
+    switch (error) {
+      case X509_V_ERR_UNABLE_TO_GET_CRL:
+      case X509_V_ERR_CRL_HAS_EXPIRED:
+      case X509_V_ERR_CRL_NOT_YET_VALID:
+      case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+      case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+      case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+      case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD:
+      case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+        // Our revocation list is at fault (out of date, another CA's), not the signer.
+        return Status::internal(crl_file.string() + " cannot be used: " + why +
+                                " (get a fresh one from the data space's operator)");
+      default:
+        return Status::invalid_argument(
+            "the signer's certificate does not verify against the data space CA: " + why);
+    }
+  }
   return certs::read_identity(cert);
 }
 
@@ -263,7 +291,7 @@ Result<protocol::X25519PublicKey> check_key_binding(const fs::path& cert_dir,
   if (pem.empty())
     return Status::invalid_argument("encryptionKey: no certificate to check the binding with");
   auto text = check_signed_text(cert_dir, encryption_key, pem, consumer);
-  if (!text) return Status::invalid_argument("encryptionKey: " + text.status().message());
+  if (!text) return with_context("encryptionKey: ", text.status());
   auto binding = protocol::parse_key_binding(*text);
   if (!binding) return Status::invalid_argument("encryptionKey: " + binding.status().message());
   if (binding->participant != consumer)
@@ -298,7 +326,7 @@ Result<CheckedManifest> check_signed_manifest(const fs::path& cert_dir, const js
   if (pem.empty())
     return Status::invalid_argument("manifest: no provider certificate to check it with");
   auto text = check_signed_text(cert_dir, signed_manifest, pem, provider);
-  if (!text) return Status::invalid_argument("manifest: " + text.status().message());
+  if (!text) return with_context("manifest: ", text.status());
   auto manifest = protocol::parse_stream_manifest(*text);
   if (!manifest) return Status::invalid_argument("manifest: " + manifest.status().message());
   return CheckedManifest{std::move(*manifest), std::move(*text)};

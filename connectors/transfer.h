@@ -76,9 +76,11 @@ Result<Answer<bool>> ensure_key_registered(Client& client, const std::filesystem
                                            const protocol::X25519PublicKey& key, Instant now);
 
 // What a peer signed, checked: its certificate (PEM) chains to CERT_DIR/ca.pem, is valid now,
-// is the participant `expected_participant` (when not empty), and the signature over the text is
-// by that certificate's key. Revocation is not checked here (the connector has no CRL; the broker
-// refuses revoked certificates at the handshake). The document's text on success.
+// is the participant `expected_participant` (when not empty), is not revoked when CERT_DIR/crl.pem
+// exists (the data space's CRL, which the operator publishes; the broker also refuses revoked
+// certificates at every handshake), and the signature over the text is by that certificate's
+// key. The document's text on success. Errors: kInvalidArgument for the document's faults,
+// kInternal for this side's (a crl.pem that cannot be read, is out of date or not the CA's).
 Result<std::string> check_signed_text(const std::filesystem::path& cert_dir,
                                       const nlohmann::json& signed_doc,
                                       std::string_view certificate_pem,
@@ -88,6 +90,8 @@ Result<std::string> check_signed_text(const std::filesystem::path& cert_dir,
 // /management/keys/encryption/{id} answers it): {"document", "signature", and the consumer's
 // certificate PEM as "certificate"}. Checked with check_signed_text for `consumer`, and the
 // binding must name that participant and certificate. The consumer's public key on success.
+// Errors: kInvalidArgument when the binding or its certificate is at fault; kInternal when this
+// side is (CERT_DIR/crl.pem unreadable or out of date): worth a retry once that is mended.
 Result<protocol::X25519PublicKey> check_key_binding(const std::filesystem::path& cert_dir,
                                                     const nlohmann::json& encryption_key,
                                                     std::string_view consumer);
@@ -97,6 +101,7 @@ Result<protocol::X25519PublicKey> check_key_binding(const std::filesystem::path&
 std::string encode_manifest_header(const nlohmann::json& signed_manifest);
 Result<nlohmann::json> decode_manifest_header(std::string_view header);
 // A signed manifest (as decoded) checked for `provider`: the manifest and its canonical text.
+// Errors as check_signed_text's.
 struct CheckedManifest {
   protocol::StreamManifest manifest;
   std::string text;

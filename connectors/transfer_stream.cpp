@@ -149,13 +149,19 @@ struct Sealed {
   std::array<uint8_t, 32> plaintext_sha256{}, ciphertext_sha256{};
 };
 
+Status stopped() {
+  return Status::failed_precondition("the connector is stopping");
+}
+
 // SHA-256 of the whole file, read chunk by chunk.
-Result<std::array<uint8_t, 32>> plaintext_hash(const fs::path& file, uint32_t chunk_size) {
+Result<std::array<uint8_t, 32>> plaintext_hash(const fs::path& file, uint32_t chunk_size,
+                                               const std::atomic<bool>* stopping) {
   auto reader = ChunkReader::open(file, chunk_size);
   if (!reader) return reader.status();
   Sha256 plain;
   std::vector<uint8_t> buf;
   for (uint64_t i = 0; i < reader->chunks(); ++i) {
+    if (stopping && *stopping) return stopped();
     if (Status s = reader->read(i, buf); !s) return s;
     plain.update(buf);
   }
@@ -165,15 +171,20 @@ Result<std::array<uint8_t, 32>> plaintext_hash(const fs::path& file, uint32_t ch
 // The hash pass, before anything is sent: seals every chunk and hashes the stream, while a
 // second thread hashes the plaintext (the two take about as long as each other, and the
 // consumer waits for the first byte until both are done).
-Result<Sealed> hash_pass(protocol::StreamSealer& sealer, ChunkReader& reader,
-                         const fs::path& file) {
+Result<Sealed> hash_pass(protocol::StreamSealer& sealer, ChunkReader& reader, const fs::path& file,
+                         const std::atomic<bool>* stopping) {
   std::optional<Result<std::array<uint8_t, 32>>> plain;
-  std::thread plain_thread([&] { plain = plaintext_hash(file, sealer.chunk_size()); });
+  std::jthread plain_thread(
+      [&] { plain = plaintext_hash(file, sealer.chunk_size(), stopping); });  // joined on return
   Sha256 cipher;
   cipher.update(sealer.header());
   std::vector<uint8_t> buf, out(sealer.chunk_size() + protocol::kStreamTagSize);
   Status status = Status::ok();
   for (uint64_t i = 0; i < reader.chunks() && status; ++i) {
+    if (stopping && *stopping) {
+      status = stopped();
+      break;
+    }
     status = reader.read(i, buf);
     if (!status) break;
     auto n = sealer.seal_into(i, buf, reader.last(i), out);
@@ -239,7 +250,7 @@ Result<Answer<UploadResult>> upload_stream(Client& client, const ProviderOptions
   }
   auto reader = ChunkReader::open(file, sealer->chunk_size());
   if (!reader) return reader.status();
-  auto sealed = hash_pass(*sealer, *reader, file);
+  auto sealed = hash_pass(*sealer, *reader, file, stopping);
   if (!sealed) return sealed.status();
   if (from_chunk >= reader->chunks())
     return Status::invalid_argument("chunk " + std::to_string(from_chunk) +
@@ -297,7 +308,7 @@ Result<Answer<UploadResult>> upload_stream(Client& client, const ProviderOptions
   std::vector<uint8_t> plain, sealed_chunk(c + protocol::kStreamTagSize);
   Client::BodySource source = [&](std::span<uint8_t> out) -> Result<size_t> {
     if (pending_at == pending.size()) {
-      if (stopping && *stopping) return Status::failed_precondition("the connector is stopping");
+      if (stopping && *stopping) return stopped();
       if (next >= reader->chunks()) return Status::internal("upload: the stream is shorter");
       if (Status s = reader->read(next, plain); !s) return s;
       auto n = sealer->seal_into(next, plain, reader->last(next), sealed_chunk);
@@ -397,10 +408,10 @@ UploadPool::~UploadPool() {
   std::list<Worker> all;
   {
     std::lock_guard lock(mutex_);
-    all.swap(workers_);
+    all.swap(workers_);  // the nodes move, the threads' references to them stay valid
   }
   for (Worker& w : all)
-    w.thread.join();
+    if (w.thread.joinable()) w.thread.join();
 }
 
 void UploadPool::reap_locked() {
@@ -414,25 +425,55 @@ void UploadPool::reap_locked() {
   }
 }
 
-void UploadPool::start(Job job) {
+void UploadPool::end_locked(std::unique_lock<std::mutex>& lock, const std::string& key) {
+  for (Worker& w : workers_)
+    if (w.key == key) w.stopping = true;
+  finished_.wait(lock, [&] {
+    return std::none_of(workers_.begin(), workers_.end(),
+                        [&](const Worker& w) { return w.key == key && !w.done; });
+  });
+  reap_locked();
+}
+
+void UploadPool::start(const std::string& key, Job job) {
   std::unique_lock lock(mutex_);
+  end_locked(lock, key);
   finished_.wait(lock, [&] {
     reap_locked();
     return workers_.size() < max_running_ || stopping_;
   });
   if (stopping_) return;
   Worker& w = workers_.emplace_back();
-  w.thread = std::thread([this, &w, job = std::move(job)] {
-    job(Client::connect(config_), stopping_);
-    std::lock_guard done_lock(mutex_);
-    w.done = true;
-    finished_.notify_all();
-  });
+  w.key = key;
+  try {
+    w.thread = std::thread([this, &w, job = std::move(job)] {
+      job(Client::connect(config_), w.stopping);
+      std::lock_guard done_lock(mutex_);
+      w.done = true;
+      finished_.notify_all();
+    });
+  } catch (...) {  // no thread: no worker
+    workers_.pop_back();
+    throw;
+  }
 }
 
-void UploadPool::wait() {
+void UploadPool::end(const std::string& key) {
   std::unique_lock lock(mutex_);
-  finished_.wait(lock, [&] {
+  end_locked(lock, key);
+}
+
+void UploadPool::stop() {
+  std::lock_guard lock(mutex_);
+  stopping_ = true;
+  for (Worker& w : workers_)
+    w.stopping = true;
+  finished_.notify_all();  // a start() waiting for a free place gives up
+}
+
+bool UploadPool::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return finished_.wait_for(lock, timeout, [&] {
     reap_locked();
     return workers_.empty();
   });
@@ -457,6 +498,8 @@ Result<std::string> TransferResponder::handle(const Event& event) {
                 : "transfer " + pid + " of " + info.dataset + " to " + info.consumer;
     auto key = check_key_binding(options_.cert_dir, event.body.value("encryptionKey", json()),
                                  info.consumer);
+    if (!key && key.status().code() == Status::Code::kInternal)
+      return key.status();  // this connector's fault (its crl.pem): the event comes again
     if (!key)
       return refuse_transfer(
           client_, info, what,
@@ -481,8 +524,8 @@ Result<std::string> TransferResponder::handle(const Event& event) {
     if (!options_.uploads)
       return upload_and_report(client_, options_, info, what, *key, file->second, nullptr);
     options_.uploads->start(
-        [o = options_, info, what, key = *key, file = file->second](
-            Result<std::unique_ptr<Client>> client, const std::atomic<bool>& stopping) {
+        pid, [o = options_, info, what, key = *key, file = file->second](
+                 Result<std::unique_ptr<Client>> client, const std::atomic<bool>& stopping) {
           Result<std::string> line =
               client ? upload_and_report(**client, o, info, what, key, file, &stopping)
                      : Result<std::string>(client.status());
@@ -493,6 +536,10 @@ Result<std::string> TransferResponder::handle(const Event& event) {
         });
     return what + ": uploading";
   }
+  // An upload of a transfer that ended has nothing left to do (and must not write its state
+  // again after it is removed below).
+  if (options_.uploads && (type == "transfer.completed" || type == "transfer.terminated"))
+    options_.uploads->end(pid);
   std::error_code ec;
   if (type == "transfer.completed") {
     std::string line = "transfer " + pid + ": COMPLETED";
@@ -789,6 +836,9 @@ Result<FetchResult> fetch(Client& client, const FetchOptions& o) {
     auto doc = decode_manifest_header(head.header("X-Dsx-Manifest"));
     if (!doc) return fail_check(doc.status());
     auto m = check_signed_manifest(o.cert_dir, *doc, provider);
+    // A problem of this side (its crl.pem) stops the download, kept for a rerun, and does not
+    // blame the stream.
+    if (!m && m.status().code() == Status::Code::kInternal) return m.status();
     if (!m) return fail_check(m.status());
     const auto& mf = m->manifest;
     if (mf.agreement_id != o.agreement_id || mf.transfer_id != t.provider_pid ||

@@ -52,12 +52,15 @@ Result<std::map<std::string, std::filesystem::path>> parse_datasets(
     const nlohmann::json& config, const std::filesystem::path& base = {});
 
 // Threads for the provider's uploads, at most `max_running` at once, each job with a Client of
-// its own (connected with `config`). Owned by whoever runs the channel loop, so that uploads
-// outlive a TransferResponder rebuilt after a lost connection. Thread-safe.
+// its own (connected with `config`) and a key (the transfer's providerPid): at most one job per
+// key runs, a new one first stops the old one and waits for it (a resume replaces an upload in
+// flight). Owned by whoever runs the channel loop, so that uploads outlive a TransferResponder
+// rebuilt after a lost connection. Thread-safe.
 class UploadPool {
  public:
   // What a job gets: its own connection (or why there is none), and a flag that turns true when
-  // the pool is stopping (an upload then ends at its next chunk; the consumer resumes it).
+  // the job should end (the pool stops, or a newer job of the same key replaces it): an upload
+  // then ends at its next chunk, a hash pass at its next chunk; the consumer resumes it.
   using Job = std::function<void(Result<std::unique_ptr<Client>> client,
                                  const std::atomic<bool>& stopping)>;
 
@@ -67,27 +70,34 @@ class UploadPool {
   UploadPool(const UploadPool&) = delete;
   UploadPool& operator=(const UploadPool&) = delete;
 
-  // Runs `job` on a new thread; first waits while max_running jobs run (backpressure on the
-  // caller: the channel loop). Finished threads are joined here.
-  void start(Job job);
-  // Asks running jobs to end; start() after stop() runs nothing.
-  void stop() { stopping_ = true; }
-  // Waits until every job started so far has returned.
-  void wait();
+  // Ends the job of `key`, if one runs (end()), then runs `job` on a new thread, first waiting
+  // while max_running jobs run (backpressure on the caller: the channel loop). Finished threads
+  // are joined here. Nothing runs after stop().
+  void start(const std::string& key, Job job);
+  // Asks the job of `key` to end and waits until it has.
+  void end(const std::string& key);
+  // Asks every job to end; start() after stop() runs nothing.
+  void stop();
+  // Waits until every job started so far has returned, or `timeout` passed; whether they have.
+  bool wait_for(std::chrono::milliseconds timeout);
   size_t running() const;
 
  private:
+  struct Worker {
+    std::string key;
+    std::thread thread;
+    std::atomic<bool> stopping{false};
+    bool done = false;
+  };
   void reap_locked();
+  // Stops the unfinished worker of `key` and waits for it; `lock` holds mutex_.
+  void end_locked(std::unique_lock<std::mutex>& lock, const std::string& key);
 
   const ClientConfig config_;
   const size_t max_running_;
-  std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;
   std::condition_variable finished_;
-  struct Worker {
-    std::thread thread;
-    bool done = false;
-  };
+  bool stopping_ = false;
   std::list<Worker> workers_;
 };
 

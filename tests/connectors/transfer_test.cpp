@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -15,6 +16,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -276,11 +278,69 @@ TEST_CASE("with CERT_DIR/crl.pem, a manifest or key binding of a revoked certifi
   auto refused = check();
   REQUIRE_FALSE(refused);
   CHECK(refused.status().message().find("certificate revoked") != std::string::npos);
-  // A crl.pem that is not a CRL is an error, not a pass.
+  CHECK(refused.status().code() == dsx::Status::Code::kInvalidArgument);  // the signer's fault
+  // Our own CRL at fault is kInternal (worth a retry once mended), not the signer's fault: one
+  // that is not a CRL, or another CA's.
   std::ofstream(pki.dir / "leiden" / "crl.pem") << "not a CRL";
   auto unreadable = check();
   REQUIRE_FALSE(unreadable);
+  CHECK(unreadable.status().code() == dsx::Status::Code::kInternal);
   CHECK(unreadable.status().message().find("crl.pem") != std::string::npos);
+  fs::copy_file(pki.dir / "other-ca" / "crl.pem", pki.dir / "leiden" / "crl.pem",
+                fs::copy_options::overwrite_existing);
+  auto foreign = check();
+  REQUIRE_FALSE(foreign);
+  CHECK(foreign.status().code() == dsx::Status::Code::kInternal);
+  CHECK(foreign.status().message().find("cannot be used") != std::string::npos);
+}
+
+TEST_CASE("the upload pool runs one job per transfer, and stops and waits for them",
+          "[connectors][transfer]") {
+  conn::ClientConfig nowhere;
+  nowhere.cert_dir = "/nonexistent";  // each job gets a connection error, which it ignores
+  conn::UploadPool pool(nowhere, 2);
+  std::mutex m;
+  std::vector<std::string> events;
+  auto note = [&](std::string e) {
+    std::lock_guard lock(m);
+    events.push_back(std::move(e));
+  };
+  // A job that runs until told to stop, saying when it began and how it ended.
+  auto until_stopped = [&](std::string name) {
+    return [&, name](dsx::Result<std::unique_ptr<conn::Client>> client,
+                     const std::atomic<bool>& stopping) {
+      CHECK_FALSE(client);
+      note(name + " began");
+      while (!stopping)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      note(name + " stopped");
+    };
+  };
+  pool.start("t1", until_stopped("a"));
+  pool.start("t2", until_stopped("b"));
+  for (int i = 0; i < 500 && pool.running() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  CHECK(pool.running() == 2);
+  // A second job of t1 replaces the first: the first has ended before it begins.
+  pool.start("t1", until_stopped("c"));
+  CHECK_FALSE(pool.wait_for(std::chrono::milliseconds(20)));
+  pool.end("t2");
+  {
+    std::lock_guard lock(m);
+    const auto at = [&](const std::string& e) {
+      return std::find(events.begin(), events.end(), e) - events.begin();
+    };
+    CHECK(at("a stopped") < at("c began"));
+    CHECK(at("b stopped") < static_cast<long>(events.size()));
+  }
+  pool.stop();
+  CHECK(pool.wait_for(std::chrono::seconds(10)));
+  CHECK(pool.running() == 0);
+  // Nothing runs after stop().
+  bool ran = false;
+  pool.start("t3", [&](auto, const std::atomic<bool>&) { ran = true; });
+  CHECK(pool.wait_for(std::chrono::seconds(1)));
+  CHECK_FALSE(ran);
 }
 
 TEST_CASE("the datasets a provider serves come from its config file", "[connectors][transfer]") {
