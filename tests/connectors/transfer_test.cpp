@@ -301,6 +301,7 @@ TEST_CASE("the upload pool runs one job per transfer, and stops and waits for th
   conn::UploadPool pool(nowhere, 2);
   std::mutex m;
   std::vector<std::string> events;
+  std::atomic<int> connected{0};  // no Catch macro on the pool's threads: it is not thread-safe
   auto note = [&](std::string e) {
     std::lock_guard lock(m);
     events.push_back(std::move(e));
@@ -309,7 +310,7 @@ TEST_CASE("the upload pool runs one job per transfer, and stops and waits for th
   auto until_stopped = [&](std::string name) {
     return [&, name](dsx::Result<std::unique_ptr<conn::Client>> client,
                      const std::atomic<bool>& stopping) {
-      CHECK_FALSE(client);
+      if (client) ++connected;
       note(name + " began");
       while (!stopping)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -336,8 +337,9 @@ TEST_CASE("the upload pool runs one job per transfer, and stops and waits for th
   pool.stop();
   CHECK(pool.wait_for(std::chrono::seconds(10)));
   CHECK(pool.running() == 0);
+  CHECK(connected == 0);
   // Nothing runs after stop().
-  bool ran = false;
+  std::atomic<bool> ran{false};
   pool.start("t3", [&](auto, const std::atomic<bool>&) { ran = true; });
   CHECK(pool.wait_for(std::chrono::seconds(1)));
   CHECK_FALSE(ran);
