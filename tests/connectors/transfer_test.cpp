@@ -164,6 +164,20 @@ TEST_CASE("the encryption key file is created once with mode 0600", "[connectors
   CHECK(a->public_key() == b->public_key());
 }
 
+namespace {
+
+// `text` signed by WHO (a folder of the Pki) with its certificate beside it, as a manifest or a
+// key binding travels.
+json signed_by(const Pki& pki, const std::string& who, const std::string& text) {
+  auto sig = dsx::certs::sign_text(pki.dir / who, text);
+  REQUIRE(sig);
+  json doc = dsx::certs::signed_document(text, *sig);
+  doc["certificate"] = pki.pem(who);
+  return doc;
+}
+
+}  // namespace
+
 TEST_CASE("a key binding checks only for the consumer whose certificate signed it",
           "[connectors][transfer]") {
   Pki pki;
@@ -216,12 +230,9 @@ TEST_CASE("a signed manifest travels in a header and checks for its provider onl
   m.plaintext_size = 12345;
   m.plaintext_sha256.fill(1);
   m.ciphertext_sha256.fill(2);
-  auto text = dsx::protocol::stream_manifest_json(m);
+  const auto text = dsx::protocol::stream_manifest_json(m);
   REQUIRE(text);
-  auto sig = dsx::certs::sign_text(pki.dir / "acme", *text);
-  REQUIRE(sig);
-  json signed_manifest = dsx::certs::signed_document(*text, *sig);
-  signed_manifest["certificate"] = pki.pem("acme");
+  const json signed_manifest = signed_by(pki, "acme", *text);
   const std::string header = conn::encode_manifest_header(signed_manifest);
   CHECK(header.find_first_of("{\" \n") == std::string::npos);
   auto decoded = conn::decode_manifest_header(header);
@@ -257,12 +268,9 @@ TEST_CASE("with CERT_DIR/crl.pem, a manifest or key binding of a revoked certifi
   m.dataset_id = "urn:dsx:dataset:x";
   m.agreement_id = "urn:uuid:a";
   m.transfer_id = "urn:uuid:t";
-  auto text = dsx::protocol::stream_manifest_json(m);
+  const auto text = dsx::protocol::stream_manifest_json(m);
   REQUIRE(text);
-  auto sig = dsx::certs::sign_text(pki.dir / "acme", *text);
-  REQUIRE(sig);
-  json signed_manifest = dsx::certs::signed_document(*text, *sig);
-  signed_manifest["certificate"] = pki.pem("acme");
+  const json signed_manifest = signed_by(pki, "acme", *text);
   const auto check = [&] {
     return conn::check_signed_manifest(pki.dir / "leiden", signed_manifest,
                                        "urn:dsx:participant:acme");
@@ -279,6 +287,21 @@ TEST_CASE("with CERT_DIR/crl.pem, a manifest or key binding of a revoked certifi
   REQUIRE_FALSE(refused);
   CHECK(refused.status().message().find("certificate revoked") != std::string::npos);
   CHECK(refused.status().code() == dsx::Status::Code::kInvalidArgument);  // the signer's fault
+  // The provider's side: a key binding of a revoked consumer, with acme's copy of the CRL.
+  auto key = dsx::protocol::X25519PrivateKey::generate();
+  REQUIRE(key);
+  auto binding =
+      conn::signed_key_binding(pki.dir / "leiden", key->public_key(), dsx::SystemClock().now());
+  REQUIRE(binding);
+  json event_key = *binding;
+  event_key["certificate"] = pki.pem("leiden");
+  REQUIRE(dsx::certs::revoke(pki.dir / "ca", pki.dir / "leiden" / "cert.pem"));
+  CHECK(conn::check_key_binding(pki.dir / "acme", event_key, "urn:dsx:participant:leiden"));
+  fs::copy_file(pki.dir / "ca" / "crl.pem", pki.dir / "acme" / "crl.pem");
+  auto revoked_key =
+      conn::check_key_binding(pki.dir / "acme", event_key, "urn:dsx:participant:leiden");
+  REQUIRE_FALSE(revoked_key);
+  CHECK(revoked_key.status().message().find("certificate revoked") != std::string::npos);
   // Our own CRL at fault is kInternal (worth a retry once mended), not the signer's fault: one
   // that is not a CRL, or another CA's.
   std::ofstream(pki.dir / "leiden" / "crl.pem") << "not a CRL";
