@@ -147,11 +147,11 @@ Result<std::unique_ptr<Broker>> Broker::create(BrokerConfig config, std::FILE* l
   p->events = std::make_unique<Events>(*p->store);
   p->negotiations =
       std::make_unique<Negotiations>(c, *p->store, *p->log, std::move(agreement_key), *p->catalog,
-                                     *p->events, clock, me->participant_id);
+                                     clock, me->participant_id);
   if (Status s = p->negotiations->recover(); !s) return s;
   p->negotiations->add_routes(p->router);
   p->transfers =
-      std::make_unique<Transfers>(c, *p->store, *p->log, *p->events, clock, me->participant_id);
+      std::make_unique<Transfers>(c, *p->store, *p->log, clock, me->participant_id);
   if (Status s = p->transfers->recover(); !s) return s;
   p->transfers->add_routes(p->router);
   p->relay_authority = std::make_unique<TransfersRelayAuthority>(*p->transfers);

@@ -106,11 +106,11 @@ Status apply_config_json(const json& doc, BrokerConfig& c) {
     if (!l.is_object()) return Status::invalid_argument("limits: expected an object");
     const std::string w = "limits.";
     for (Status s :
-         {unknown_keys(
-              l,
-              {"maxBodyBytes", "maxHeaderBytes", "readTimeoutSeconds", "idleTimeoutSeconds",
-               "handshakeTimeoutSeconds", "maxConnections", "maxConnectionsPerParticipant"},
-              w),
+         {unknown_keys(l,
+                       {"maxBodyBytes", "maxHeaderBytes", "readTimeoutSeconds",
+                        "idleTimeoutSeconds", "handshakeTimeoutSeconds", "maxConnections",
+                        "maxConnectionsPerParticipant", "channelQueueEvents"},
+                       w),
           read_uint(l, "maxBodyBytes", c.limits.max_body_bytes, 1024, uint64_t{1} << 32, w),
           read_uint(l, "maxHeaderBytes", c.limits.max_header_bytes, 1024, 1 << 20, w),
           read_uint(l, "readTimeoutSeconds", c.limits.read_timeout_seconds, 1, 3600, w),
@@ -118,7 +118,8 @@ Status apply_config_json(const json& doc, BrokerConfig& c) {
           read_uint(l, "handshakeTimeoutSeconds", c.limits.handshake_timeout_seconds, 1, 3600, w),
           read_uint(l, "maxConnections", c.limits.max_connections, 1, 1'000'000, w),
           read_uint(l, "maxConnectionsPerParticipant", c.limits.max_connections_per_participant, 1,
-                    1'000'000, w)})
+                    1'000'000, w),
+          read_uint(l, "channelQueueEvents", c.limits.channel_queue_events, 1, 1'000'000, w)})
       if (!s) return s;
   }
   if (auto it = doc.find("catalog"); it != doc.end()) {

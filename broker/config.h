@@ -6,7 +6,8 @@
 //    "crl": "ca/crl.pem", "tls12": false, "ioThreads": 2, "workerThreads": 32,
 //    "limits": {"maxBodyBytes": 1048576, "maxHeaderBytes": 8192, "readTimeoutSeconds": 10,
 //               "idleTimeoutSeconds": 60, "handshakeTimeoutSeconds": 10,
-//               "maxConnections": 10000, "maxConnectionsPerParticipant": 64},
+//               "maxConnections": 10000, "maxConnectionsPerParticipant": 64,
+//               "channelQueueEvents": 1000},
 //    "catalog": {"pageSize": 50, "maxPageSize": 500}, "negotiationTimeoutSeconds": 604800,
 //    "transferRendezvousSeconds": 30}
 
@@ -27,6 +28,8 @@ struct Limits {
   uint32_t handshake_timeout_seconds = 10;  // TCP accept to finished TLS handshake
   uint32_t max_connections = 10000;
   uint32_t max_connections_per_participant = 64;
+  // Events waiting in memory for one control channel; beyond, it reads them from the store.
+  uint32_t channel_queue_events = 1000;
 };
 
 struct BrokerConfig {

@@ -1,12 +1,14 @@
 #pragma once
 // Events: the broker's outbox of events for participants' control channels. The events
 // themselves are rows of the Store, written in the same transaction as the state change they
-// report (broker/negotiations.cpp); this class reads and acknowledges them and wakes the
-// channel of a participant when new ones were committed.
+// report (broker/negotiations.cpp). As each commit becomes durable the store hands its events to
+// this class, which passes them on to the recipient's open channel, if there is one, so that a
+// channel sends them without reading them back; read() serves a channel catching up (a new
+// connection, or one that fell behind), ack() and ack_delivered() drop what was handled.
 //
-// Thread-safe. read() and ack() block on the store: call them from the worker pool. notify()
-// and subscribe() only take a mutex; wake callbacks run in the notifying thread and must only
-// post work elsewhere.
+// Thread-safe. read() and ack() block on the store: call them from the worker pool.
+// ack_delivered(), subscribe() and the store's hand-over only take mutexes; `push` and `replaced`
+// callbacks run on the committing or subscribing thread and must only post work elsewhere.
 
 #include <cstdint>
 #include <functional>
@@ -22,28 +24,35 @@ namespace dsx::broker {
 
 class Events {
  public:
-  explicit Events(Store& store) : store_(store) {}  // `store` must outlive this
+  // Becomes `store`'s event sink until destroyed; `store` must outlive this.
+  explicit Events(Store& store);
+  ~Events();
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
 
   // At most `limit` events for `participant` with an id above `after`, oldest first.
   Result<std::vector<StoredEvent>> read(const std::string& participant, uint64_t after,
                                         size_t limit = 100);
   // Drops an event its recipient has handled; false when it was not theirs or already gone.
   Result<bool> ack(const std::string& participant, uint64_t id);
+  // The same for an event the caller delivered to this recipient itself: no check, no wait.
+  void ack_delivered(uint64_t id);
 
-  // Calls `wake` after each notify(participant) until the subscription is destroyed. A new
-  // subscription of the same participant replaces the old one, whose `replaced` runs once
-  // (one channel per participant).
+  // Calls `push` with each event for `participant` committed while the subscription lives, in
+  // id order. A new subscription of the same participant replaces the old one, whose `replaced`
+  // runs once (one channel per participant).
   class Subscription;
-  std::unique_ptr<Subscription> subscribe(const std::string& participant,
-                                          std::function<void()> wake,
+  using Push = std::function<void(const StoredEvent&)>;
+  std::unique_ptr<Subscription> subscribe(const std::string& participant, Push push,
                                           std::function<void()> replaced);
-  void notify(const std::string& participant);
 
  private:
   struct Listener {
     uint64_t token;
-    std::function<void()> wake, replaced;
+    Push push;
+    std::function<void()> replaced;
   };
+  void deliver(const std::vector<StoredEvent>& events);  // the store's sink
   void unsubscribe(const std::string& participant, uint64_t token);
 
   Store& store_;

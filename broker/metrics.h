@@ -1,6 +1,7 @@
 #pragma once
 // The broker's counters, exposed at GET /metrics in the Prometheus text format (0.0.4):
 //   dsx_connections_open, dsx_connections_total, dsx_channels_open,
+//   dsx_channel_events_total{source} (pushed as committed, or read back from the store),
 //   dsx_requests_total{route,status}, dsx_handshake_failures_total{reason},
 //   dsx_limit_violations_total{limit}, dsx_provenance_log_entries, dsx_catalog_datasets,
 //   dsx_relay_active, dsx_relay_bytes_total, dsx_relay_buffered_bytes (broker/relay.h).
@@ -26,6 +27,8 @@ class Metrics {
   int64_t connections_open() const { return open_.load(); }
   void channel_opened() { ++channels_; }
   void channel_closed() { --channels_; }
+  // An event sent on a channel: read back from the store (catching up), or pushed as committed.
+  void channel_event(bool from_store) { ++(from_store ? events_read_ : events_pushed_); }
 
   // The relay: relays in progress, bytes delivered to consumers, bytes held in relay buffers.
   void relay_started() { ++relays_; }
@@ -48,6 +51,7 @@ class Metrics {
   std::atomic<int64_t> open_{0};
   std::atomic<uint64_t> total_{0};
   std::atomic<int64_t> channels_{0};
+  std::atomic<uint64_t> events_pushed_{0}, events_read_{0};
   std::atomic<int64_t> relays_{0};
   std::atomic<uint64_t> relay_bytes_{0};
   std::atomic<int64_t> relay_buffered_{0};

@@ -189,14 +189,13 @@ json build_agreement(const json& offer, const StoredNegotiation& n, Instant now)
 }  // namespace
 
 Negotiations::Negotiations(const BrokerConfig& config, Store& store, provenance::Log& log,
-                           provenance::SigningKey key, const Catalog& catalog, Events& events,
-                           const Clock& clock, std::string broker_id)
+                           provenance::SigningKey key, const Catalog& catalog, const Clock& clock,
+                           std::string broker_id)
     : config_(config),
       store_(store),
       log_(log),
       key_(std::move(key)),
       catalog_(catalog),
-      events_(events),
       clock_(clock),
       broker_id_(std::move(broker_id)) {}
 
@@ -216,7 +215,7 @@ std::mutex& Negotiations::stripe(const std::string& key) {
 }
 
 Status Negotiations::commit(Transition& t) {
-  return commit_transition(store_, events_, log_, clock_, t);
+  return commit_transition(store_, log_, clock_, t);
 }
 
 Status Negotiations::recover() {

@@ -23,7 +23,6 @@
 
 #include "broker/catalog.h"
 #include "broker/config.h"
-#include "broker/events.h"
 #include "broker/router.h"
 #include "broker/store.h"
 #include "common/clock.h"
@@ -37,8 +36,8 @@ class Negotiations {
   // All references must outlive this. `key` signs agreements (the log's key: auditors already
   // hold its public key).
   Negotiations(const BrokerConfig& config, Store& store, provenance::Log& log,
-               provenance::SigningKey key, const Catalog& catalog, Events& events,
-               const Clock& clock, std::string broker_id);
+               provenance::SigningKey key, const Catalog& catalog, const Clock& clock,
+               std::string broker_id);
 
   // Appends the provenance entries a crash left in the outbox, then terminates negotiations
   // that waited too long.
@@ -71,7 +70,6 @@ class Negotiations {
   provenance::Log& log_;
   const provenance::SigningKey key_;
   const Catalog& catalog_;
-  Events& events_;
   const Clock& clock_;
   const std::string broker_id_;  // the actor of the broker's own entries
 

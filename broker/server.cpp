@@ -18,9 +18,11 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <deque>
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "broker/relay.h"
 #include "broker/store.h"
@@ -512,10 +514,19 @@ class Server::Impl {
     co_return co_await send(stream, *outcome.reply, header.version(), outcome.keep_alive);
   }
 
-  // The control channel (docs/api.md): pushes the participant's unacknowledged events, oldest
-  // first, and reads acknowledgements. Two loops on the connection's strand: this one writes
-  // (woken by Events::notify through `state->wake`), a spawned one reads; whichever ends first
-  // (peer closed, error, stop(), a newer channel of the same participant) ends the other.
+  // The control channel (docs/api.md): sends the participant's unacknowledged events, oldest
+  // first, and reads acknowledgements. Two loops on the connection's strand: this one writes, a
+  // spawned one reads; whichever ends first (peer closed, error, stop(), a newer channel of the
+  // same participant) ends the other.
+  //
+  // Where the events come from. On opening, and whenever it fell behind, the writer reads them
+  // from the store (on a worker): all those above `sent`, the last id it wrote. Otherwise the
+  // store hands each committed event to Events, which posts it here (`queued`), in id order, and
+  // the writer sends it without reading it back. The subscription exists before the first read,
+  // so nothing committed falls between the two; what both bring (committed before the read,
+  // posted after) is skipped by id. More than limits.channel_queue_events waiting means a slow
+  // connector: the queue is dropped and the writer reads from the store again (`behind`), so a
+  // connector that does not read costs the broker no more memory than that.
   struct ChannelState {
     explicit ChannelState(const asio::any_io_executor& ex)
         : wake(ex, asio::steady_timer::time_point::max()) {}
@@ -526,7 +537,13 @@ class Server::Impl {
     bool closed = false;  // the reader ended, or the channel was replaced
     bool replaced = false;
     bool reader_done = false;
+    std::deque<StoredEvent> queued;  // pushed by Events, in id order
+    bool behind = true;              // read from the store before sending `queued`
+    // Ids sent on this connection and not yet acknowledged (at most kMaxUnacked): their
+    // acknowledgement needs no check against the store.
+    std::unordered_set<uint64_t> unacked;
   };
+  static constexpr size_t kMaxUnacked = 10000;
 
   static std::string channel_message(const StoredEvent& e) {
     auto body = nlohmann::json::parse(e.body, nullptr, false);
@@ -553,6 +570,10 @@ class Server::Impl {
       const auto id = parse_ack(text);
       if (!id) {
         log_channel("channel.bad_message", participant, "expected {\"ack\": ID}");
+        continue;
+      }
+      if (state->unacked.erase(*id) != 0) {  // sent here, so theirs: no need to ask the store
+        events_->ack_delivered(*id);
         continue;
       }
       // optional: co_spawn needs a default-constructible result.
@@ -591,12 +612,18 @@ class Server::Impl {
     std::weak_ptr<ChannelState> weak = state;
     auto subscription = events_->subscribe(
         participant,
-        [executor, weak] {
-          asio::post(executor, [weak] {
-            if (auto s = weak.lock()) {
-              s->pending = true;
-              s->wake.cancel();
+        [executor, weak, max = config_.limits.channel_queue_events](const StoredEvent& e) {
+          asio::post(executor, [weak, e, max] {
+            auto s = weak.lock();
+            if (!s) return;
+            if (s->queued.size() >= max) {
+              s->queued.clear();
+              s->behind = true;
+            } else if (!s->behind) {
+              s->queued.push_back(e);
             }
+            s->pending = true;
+            s->wake.cancel();
           });
         },
         [executor, weak] {
@@ -616,31 +643,46 @@ class Server::Impl {
 
     uint64_t sent = 0;  // after a reconnection everything unacknowledged goes out again
     constexpr size_t kBatch = 100;
-    while (!state->closed && !stopping_) {
-      state->pending = false;  // this read sees whatever was committed before it
-      std::optional<Result<std::vector<StoredEvent>>> batch = co_await asio::co_spawn(
-          workers_,
-          [this, &participant,
-           sent]() -> awaitable<std::optional<Result<std::vector<StoredEvent>>>> {
-            co_return events_->read(participant, sent, kBatch);
-          },
-          use_awaitable);
-      if (!*batch) {
-        log_channel("channel.read_failed", participant, (*batch).status().message());
-        break;
-      }
-      bool failed = false;
-      for (const StoredEvent& e : **batch) {
-        auto [ec, n] = co_await ws.async_write(asio::buffer(channel_message(e)), kTuple);
-        if (ec) {
-          failed = true;
+    // Writes one event unless it was sent already; false when the connection failed.
+    const auto write = [&](const StoredEvent& e, bool from_store) -> awaitable<bool> {
+      if (e.id <= sent) co_return true;
+      auto [ec, n] = co_await ws.async_write(asio::buffer(channel_message(e)), kTuple);
+      if (ec) co_return false;
+      sent = e.id;
+      metrics_.channel_event(from_store);
+      if (state->unacked.size() < kMaxUnacked) state->unacked.insert(e.id);
+      co_return true;
+    };
+    bool failed = false;
+    while (!state->closed && !stopping_ && !failed) {
+      state->pending = false;
+      if (state->behind) {
+        // Pushes from here on are queued; the read sees whatever was committed before it.
+        state->behind = false;
+        std::optional<Result<std::vector<StoredEvent>>> batch = co_await asio::co_spawn(
+            workers_,
+            [this, &participant,
+             sent]() -> awaitable<std::optional<Result<std::vector<StoredEvent>>>> {
+              co_return events_->read(participant, sent, kBatch);
+            },
+            use_awaitable);
+        if (!*batch) {
+          log_channel("channel.read_failed", participant, (*batch).status().message());
           break;
         }
-        sent = e.id;
+        for (const StoredEvent& e : **batch) {
+          failed = !co_await write(e, true);
+          if (failed) break;
+        }
+        if ((*batch)->size() == kBatch) state->behind = true;  // more may follow
+        continue;
       }
-      if (failed) break;
-      // A full batch may have more behind it; a wake while reading or writing means more.
-      if ((*batch)->size() == kBatch || state->pending) continue;
+      while (!state->queued.empty() && !state->behind && !failed) {
+        const StoredEvent e = std::move(state->queued.front());
+        state->queued.pop_front();
+        failed = !co_await write(e, false);
+      }
+      if (failed || state->pending || state->behind) continue;
       state->wake.expires_at(asio::steady_timer::time_point::max());
       co_await state->wake.async_wait(kTuple);
     }

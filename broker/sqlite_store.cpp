@@ -21,8 +21,8 @@
 // broker at the disk's fsync rate (docs/performance.md, "Contract negotiation"). So commit()
 // queues the transition and waits; one committer thread takes everything queued, writes it in
 // one transaction (each transition inside its own SAVEPOINT, so a failing one fails alone),
-// commits once, and wakes the callers. Under load many transitions share one fsync; alone, a
-// transition waits for exactly one.
+// commits once, hands the events it wrote to the event sink (broker/events.h), and wakes the
+// callers. Under load many transitions share one fsync; alone, a transition waits for exactly one.
 //
 // Acknowledged events and outbox entries already in the log are deleted by the same committer,
 // in its next transaction; their callers do not wait. Until then they are hidden from reads
@@ -411,6 +411,19 @@ class SqliteStore final : public Store {
       if (rc == SQLITE_DONE) return false;
       if (rc != SQLITE_ROW) return r->error("acknowledging event");
     }
+    return drop(id);
+  }
+
+  void drop_delivered_event(uint64_t id) override { (void)drop(id); }
+
+  void set_event_sink(EventSink sink) override {
+    std::lock_guard lock(sink_mutex_);
+    sink_ = std::move(sink);
+  }
+
+ private:
+  // Hides an acknowledged event and queues its deletion; false when it already was.
+  bool drop(uint64_t id) {
     std::lock_guard lock(queue_mutex_);
     if (!acked_.insert(id).second) return false;
     drop_events_.push_back(id);
@@ -418,7 +431,6 @@ class SqliteStore final : public Store {
     return true;
   }
 
- private:
   struct Waiter {
     const Transition* transition;
     std::optional<Result<std::vector<uint64_t>>> result;  // set by the committer
@@ -526,7 +538,7 @@ class SqliteStore final : public Store {
   // Writes and commits one batch; sets every waiter's result.
   Status write_batch(std::vector<Waiter*>& batch, const std::vector<uint64_t>& entries,
                      const std::vector<uint64_t>& events) {
-    std::vector<Result<std::vector<uint64_t>>> results;
+    std::vector<Result<Written>> results;
     Status committed = Status::ok();
     {
       std::lock_guard lock(write_mutex_);
@@ -555,12 +567,23 @@ class SqliteStore final : public Store {
       }
       if (!durable) (void)writer_.exec("PRAGMA synchronous=FULL");
     }
+    if (committed) {
+      std::vector<StoredEvent> written;
+      for (Result<Written>& r : results)
+        if (r)
+          for (StoredEvent& e : r->events)
+            written.push_back(std::move(e));
+      std::lock_guard lock(sink_mutex_);
+      if (sink_ && !written.empty()) sink_(written);
+    }
     std::lock_guard lock(queue_mutex_);
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!committed)
         batch[i]->result = committed;
+      else if (!results[i])
+        batch[i]->result = results[i].status();
       else
-        batch[i]->result = std::move(results[i]);
+        batch[i]->result = std::move(results[i]->log_ids);
     }
     return committed;
   }
@@ -685,8 +708,15 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // What write_transition wrote: the ids of its log entries, its events with their ids.
+  struct Written {
+    std::vector<uint64_t> log_ids;
+    std::vector<StoredEvent> events;
+  };
+
   // Inside the committer's transaction, with write_mutex_ held.
-  Result<std::vector<uint64_t>> write_transition(const Transition& t) {
+  Result<Written> write_transition(const Transition& t) {
+    Written out;
     Connection& w = writer_;
     if (const StoredNegotiation* n = t.negotiation) {
       const std::string sql = std::string("INSERT OR REPLACE INTO negotiations(") +
@@ -745,19 +775,20 @@ class SqliteStore final : public Store {
         return w.error("writing the encryption key of " + k->participant);
     }
     for (const StoredEvent& e : t.events) {
-      Connection::Stmt s = w.prepare("INSERT INTO events(recipient, body) VALUES(?, ?)");
+      Connection::Stmt s =
+          w.prepare("INSERT INTO events(recipient, body) VALUES(?, ?) RETURNING id");
       s.text(1, e.recipient);
       s.text(2, e.body);
-      if (s.step() != SQLITE_DONE) return w.error("queueing an event");
+      if (s.step() != SQLITE_ROW) return w.error("queueing an event");
+      out.events.push_back({s.column_u64(0), e.recipient, e.body});
     }
-    std::vector<uint64_t> ids;
     for (const std::string& entry : t.log_entries) {
       Connection::Stmt s = w.prepare("INSERT INTO log_outbox(entry) VALUES(?) RETURNING id");
       s.text(1, entry);
       if (s.step() != SQLITE_ROW) return w.error("queueing a log entry");
-      ids.push_back(static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)));
+      out.log_ids.push_back(s.column_u64(0));
     }
-    return ids;
+    return out;
   }
 
   static constexpr size_t kReaders = 4;
@@ -777,6 +808,9 @@ class SqliteStore final : public Store {
   std::vector<uint64_t> drop_events_;             // acknowledged events to delete
   std::unordered_set<uint64_t> dropped_, acked_;  // the same, until their deletion commits
   bool closing_ = false;
+
+  std::mutex sink_mutex_;  // guards sink_; held while it runs, so that replacing it waits
+  EventSink sink_;
 
   std::atomic<int> wal_frames_{0};   // the WAL's size after the last commit (the WAL hook)
   int last_checkpoint_request_ = 0;  // the committer's own

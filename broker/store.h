@@ -7,6 +7,7 @@
 // makes them from its worker pool only.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -165,6 +166,16 @@ class Store {
   // deletion a crash lost is sent again); false when it was not the recipient's or already
   // dropped.
   virtual Result<bool> ack_event(const std::string& recipient, uint64_t id) = 0;
+  // The same for an event the caller knows to be the recipient's (it delivered it to them):
+  // no read, only a mutex, so it may be called from an I/O thread.
+  virtual void drop_delivered_event(uint64_t id) = 0;
+
+  // Who hears of events as they commit: after each durable commit, the committing thread calls
+  // the sink with the events it wrote (ids assigned), in id order; commits come in the order they
+  // were made. The sink must be quick and must not call the store. nullptr: none. Events
+  // committed while no sink is set are only in events_for().
+  using EventSink = std::function<void(const std::vector<StoredEvent>&)>;
+  virtual void set_event_sink(EventSink sink) = 0;
 };
 
 // SQLite (WAL, synchronous=FULL) at `path`, created when missing.

@@ -204,14 +204,9 @@ Result<Verdict> decide_now(Store& store, const StoredAgreement& a, const certs::
 
 }  // namespace
 
-Transfers::Transfers(const BrokerConfig& config, Store& store, provenance::Log& log, Events& events,
+Transfers::Transfers(const BrokerConfig& config, Store& store, provenance::Log& log,
                      const Clock& clock, std::string broker_id)
-    : config_(config),
-      store_(store),
-      log_(log),
-      events_(events),
-      clock_(clock),
-      broker_id_(std::move(broker_id)) {}
+    : config_(config), store_(store), log_(log), clock_(clock), broker_id_(std::move(broker_id)) {}
 
 Transfers::~Transfers() = default;
 
@@ -220,7 +215,7 @@ std::mutex& Transfers::stripe(const std::string& key) {
 }
 
 Status Transfers::commit(Transition& t) {
-  return commit_transition(store_, events_, log_, clock_, t);
+  return commit_transition(store_, log_, clock_, t);
 }
 
 Status Transfers::recover() {

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "broker/config.h"
-#include "broker/events.h"
 #include "broker/router.h"
 #include "broker/store.h"
 #include "common/clock.h"
@@ -35,8 +34,8 @@ struct DataAccess {
 class Transfers {
  public:
   // All references must outlive this.
-  Transfers(const BrokerConfig& config, Store& store, provenance::Log& log, Events& events,
-            const Clock& clock, std::string broker_id);
+  Transfers(const BrokerConfig& config, Store& store, provenance::Log& log, const Clock& clock,
+            std::string broker_id);
   ~Transfers();
 
   // Terminates STARTED transfers whose policy no longer holds (see expire()).
@@ -73,7 +72,6 @@ class Transfers {
   const BrokerConfig& config_;
   Store& store_;
   provenance::Log& log_;
-  Events& events_;
   const Clock& clock_;
   const std::string broker_id_;
 

@@ -51,12 +51,10 @@ std::string reason_text(const json& reason) {
   return reason.is_string() ? reason.get<std::string>() : reason.dump();
 }
 
-Status commit_transition(Store& store, Events& events, provenance::Log& log, const Clock& clock,
+Status commit_transition(Store& store, provenance::Log& log, const Clock& clock,
                          const Transition& t) {
-  auto ids = store.commit(t);
+  auto ids = store.commit(t);  // its events are on their way to open channels (Events)
   if (!ids) return ids.status();
-  for (const StoredEvent& e : t.events)
-    events.notify(e.recipient);
   for (size_t i = 0; i < ids->size(); ++i) {
     Store* s = &store;  // outlives the log (broker.cpp): the callback may run at its close
     log.append_async(entry_of(t.log_entries[i], clock.now()),

@@ -2,14 +2,13 @@
 // What the broker's two DSP processes (broker/negotiations.h, broker/transfers.h) share: the
 // shape of their provenance entries, committing a Transition with its events and entries, and
 // evaluating a policy for a consumer with the broker's own values. Free functions; thread-safe
-// as the objects passed to them are (Store, Events and Log are).
+// as the objects passed to them are (Store and Log are).
 
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "broker/events.h"
 #include "broker/store.h"
 #include "certs/identity.h"
 #include "common/clock.h"
@@ -42,10 +41,10 @@ std::string sha256_of_canonical(const nlohmann::json& value);
 // A DSP reason (a string, or any JSON value) as one sentence.
 std::string reason_text(const nlohmann::json& reason);
 
-// Commits `t` (durable on return), wakes the channels of its events' recipients, and queues its
-// entries for the log; each leaves the store's outbox once the log has it (a failed append
-// stays there: the next start-up appends it).
-Status commit_transition(Store& store, Events& events, provenance::Log& log, const Clock& clock,
+// Commits `t` (durable on return; the store hands its events to the channels, broker/events.h)
+// and queues its entries for the log; each leaves the store's outbox once the log has it (a
+// failed append stays there: the next start-up appends it).
+Status commit_transition(Store& store, provenance::Log& log, const Clock& clock,
                          const Transition& t);
 
 // The outcome of evaluating a policy for a consumer.

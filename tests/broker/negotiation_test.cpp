@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/hex.h"
 #include "provenance/canonical_json.h"
@@ -369,6 +371,74 @@ TEST_CASE("the control channel delivers events once across reconnections and res
   // The provider's channel saw nothing it acknowledged again.
   Channel provider(s, "acme");
   CHECK(provider.next(std::chrono::milliseconds(300)).is_null());
+}
+
+TEST_CASE("a channel that falls behind catches up from the store: every event once, in order",
+          "[negotiation]") {
+  // One event in memory per channel: a burst of requests overflows it again and again, and the
+  // channel reads what it missed from the store.
+  dsx::broker::BrokerConfig config;
+  config.limits.channel_queue_events = 1;
+  Space s(config);
+  auto acme = s.client("acme");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:burst");
+  Channel channel(s, "acme");
+  // Opening the channel, the broker reads (nothing) from the store; give that a moment so that
+  // the burst below comes through pushes as well.
+  CHECK(channel.next(std::chrono::milliseconds(200)).is_null());
+  Channel provider(s, "acme");  // the one above is unusable after a timed-out read
+
+  constexpr size_t kThreads = 4, kEach = 25;
+  std::vector<std::vector<std::string>> pids(kThreads);  // no Catch macros on these threads
+  std::vector<std::thread> consumers;
+  for (size_t t = 0; t < kThreads; ++t)
+    consumers.emplace_back([&, t] {
+      auto leiden = s.client("leiden");
+      for (size_t i = 0; i < kEach; ++i) {
+        auto r = leiden->request(
+            "POST", "/negotiations/request",
+            request_message("urn:uuid:burst-" + std::to_string(t) + "-" + std::to_string(i), offer)
+                .dump());
+        if (!r || r->status != 201) continue;
+        auto j = json::parse(r->body, nullptr, false);
+        if (j.is_object()) pids[t].push_back(j.value("providerPid", ""));
+      }
+    });
+  std::set<std::string> requested, delivered;
+  uint64_t last = 0;
+  bool ordered = true;
+  for (size_t n = 0; n < kThreads * kEach; ++n) {
+    const json e = provider.next();
+    if (!e.is_object()) break;
+    const uint64_t id = e["id"];
+    ordered = ordered && id > last;
+    last = id;
+    delivered.insert(e["negotiation"]["providerPid"].get<std::string>());
+    provider.ack(id);
+  }
+  for (std::thread& t : consumers)
+    t.join();
+  for (const auto& v : pids)
+    requested.insert(v.begin(), v.end());
+  CHECK(requested.size() == kThreads * kEach);
+  CHECK(ordered);
+  CHECK(delivered == requested);
+  CHECK(provider.next(std::chrono::milliseconds(300)).is_null());  // nothing twice
+  // Acknowledged, all of them: a new channel gets none again.
+  Channel again(s, "acme");
+  CHECK(again.next(std::chrono::milliseconds(300)).is_null());
+  // Both ways were taken.
+  auto auditor = s.client("auditor");
+  const std::string metrics = call(*auditor, "GET", "/metrics").body;
+  const auto count = [&](const std::string& source) {
+    const std::string key = "dsx_channel_events_total{source=\"" + source + "\"} ";
+    const size_t at = metrics.find(key);
+    return at == std::string::npos ? 0 : std::stoull(metrics.substr(at + key.size()));
+  };
+  INFO(metrics);
+  CHECK(count("pushed") > 0);
+  CHECK(count("store") > 0);
+  CHECK(count("pushed") + count("store") == kThreads * kEach);
 }
 
 TEST_CASE("a negotiation survives a restart and an idle one times out", "[negotiation]") {

@@ -11,7 +11,6 @@
 #include <string>
 #include <thread>
 
-#include "broker/events.h"
 #include "broker/store.h"
 #include "broker/transfers.h"
 #include "certs/identity.h"
@@ -512,8 +511,7 @@ TEST_CASE("the relay asks data_access and reports with record_relay", "[transfer
   REQUIRE(log);
   const json manifest = {{"document", "{}"}, {"signature", json::object()}};
   {
-    dsx::broker::Events events(**store);
-    dsx::broker::Transfers transfers(config, **store, **log, events, clock, "broker");
+    dsx::broker::Transfers transfers(config, **store, **log, clock, "broker");
     dsx::broker::StoredTransfer x;
     x.provider_pid = "urn:uuid:p";
     x.consumer_pid = "urn:uuid:c";
