@@ -148,6 +148,7 @@ class SqliteStore final : public Store {
     if (Status s = writer_.open(path); !s) return s;
     Status schema = writer_.exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+        "PRAGMA temp_store=MEMORY;"
         "PRAGMA journal_size_limit=33554432;"
         "CREATE TABLE IF NOT EXISTS datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL,"
         "  provider TEXT NOT NULL, body TEXT NOT NULL, withdrawn TEXT);"

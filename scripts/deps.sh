@@ -15,6 +15,7 @@ packages=(
   catch2                # tests (2.13)
   libcli11-dev          # command-line parsing
   libbenchmark-dev      # bench/
+  libgoogle-perftools-dev  # tcmalloc_minimal: the allocator of dsx and the benchmarks
 )
 if [[ "${1:-}" == "--dev" ]]; then
   packages+=(clang libclang-rt-14-dev)
