@@ -9,6 +9,12 @@
 
 namespace dsx::broker {
 
+namespace {
+// How long a transition's log entries may wait for others to share their commit (the entries are
+// already durable in the store's outbox; auditors see them this much later at most).
+constexpr std::chrono::milliseconds kLogMayWait{5};
+}  // namespace
+
 using nlohmann::json;
 
 const char* role_name(protocol::Role r) {
@@ -57,11 +63,13 @@ Status commit_transition(Store& store, provenance::Log& log, const Clock& clock,
   if (!ids) return ids.status();
   for (size_t i = 0; i < ids->size(); ++i) {
     Store* s = &store;  // outlives the log (broker.cpp): the callback may run at its close
-    log.append_async(entry_of(t.log_entries[i], clock.now()),
-                     [s, id = (*ids)[i]](Result<provenance::Receipt> r) {
-                       // A failed append stays in the outbox: the next start-up appends it.
-                       if (r) (void)s->log_entry_done(id);
-                     });
+    log.append_async(
+        entry_of(t.log_entries[i], clock.now()),
+        [s, id = (*ids)[i]](Result<provenance::Receipt> r) {
+          // A failed append stays in the outbox: the next start-up appends it.
+          if (r) (void)s->log_entry_done(id);
+        },
+        kLogMayWait);
   }
   return Status::ok();
 }

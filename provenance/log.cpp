@@ -287,7 +287,7 @@ class Log::Impl final : public TreeReader {
 
   const SigningKey& key() const { return key_; }
 
-  void append_async(const Entry& e, AppendCallback done) {
+  void append_async(const Entry& e, AppendCallback done, std::chrono::milliseconds may_wait) {
     Result<PreparedEntry> prepared = prepare(e);
     if (!prepared) return done(prepared.status());
     {
@@ -298,6 +298,7 @@ class Log::Impl final : public TreeReader {
         return done(Status::failed_precondition("the log is closing"));
       }
       queue_.push_back(Pending{std::move(*prepared), std::move(done)});
+      write_by_ = std::min(write_by_, std::chrono::steady_clock::now() + may_wait);
     }
     queue_cv_.notify_one();
   }
@@ -305,7 +306,7 @@ class Log::Impl final : public TreeReader {
   Result<Receipt> append(const Entry& e) {
     std::promise<Result<Receipt>> promise;
     auto result = promise.get_future();
-    append_async(e, [&promise](Result<Receipt> r) { promise.set_value(std::move(r)); });
+    append_async(e, [&promise](Result<Receipt> r) { promise.set_value(std::move(r)); }, {});
     return result.get();
   }
 
@@ -481,11 +482,17 @@ class Log::Impl final : public TreeReader {
       {
         std::unique_lock lock(queue_mutex_);
         queue_cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        // Entries that may wait for company do, until the first of them must be written.
+        while (!stopping_ && queue_.size() < kMaxBatch &&
+               std::chrono::steady_clock::now() < write_by_)
+          queue_cv_.wait_until(lock, write_by_);
         if (queue_.empty()) return;  // stopping, and everything was written
         while (!queue_.empty() && batch.size() < kMaxBatch) {
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
+        write_by_ = queue_.empty() ? std::chrono::steady_clock::time_point::max()
+                                   : std::chrono::steady_clock::now();
       }
       space_cv_.notify_all();
       before_transaction();
@@ -651,6 +658,8 @@ class Log::Impl final : public TreeReader {
   std::condition_variable queue_cv_, space_cv_;
   std::deque<Pending> queue_;  // by value: one allocation less per append
   bool stopping_ = false;
+  // When the oldest queued entry must be written (max: the queue is empty).
+  std::chrono::steady_clock::time_point write_by_ = std::chrono::steady_clock::time_point::max();
   std::thread writer_;
 };
 
@@ -668,8 +677,8 @@ Result<Receipt> Log::append(const Entry& e) {
   return impl_->append(e);
 }
 
-void Log::append_async(const Entry& e, AppendCallback done) {
-  impl_->append_async(e, std::move(done));
+void Log::append_async(const Entry& e, AppendCallback done, std::chrono::milliseconds may_wait) {
+  impl_->append_async(e, std::move(done), may_wait);
 }
 
 uint64_t Log::size() const {

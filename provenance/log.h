@@ -20,6 +20,7 @@
 // Thread-safe: every method may be called from any thread. Blocking (disk) work: never call from
 // an I/O thread. The log never rewrites or deletes an entry.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -58,8 +59,12 @@ class Log {
   // elsewhere), or with the error (in this thread when the entry cannot be serialised or the log
   // is closing). Many appends in
   // flight from one caller share commits, which is what makes the log fast under load.
+  // `may_wait`: how long the entry may wait for later ones to share its commit, so that a light,
+  // steady load also writes fewer, larger batches (fewer fsyncs and checkpoint signatures); 0
+  // (and append()) is written as soon as the writer is free.
   using AppendCallback = std::function<void(Result<Receipt>)>;
-  void append_async(const Entry& e, AppendCallback done);
+  void append_async(const Entry& e, AppendCallback done,
+                    std::chrono::milliseconds may_wait = std::chrono::milliseconds(0));
 
   uint64_t size() const;
   Result<Hash> root(uint64_t size) const;

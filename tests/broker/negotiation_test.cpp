@@ -108,9 +108,9 @@ TEST_CASE("a negotiation runs to FINALIZED with a signed agreement in the log", 
   // Every step is in the provenance log, the agreement with its hash.
   for (const char* action :
        {"negotiation.requested", "agreement.signed", "agreement.verified", "negotiation.finalized"})
-    CHECK(entries(*auditor, action).size() == 1);
-  CHECK(entries(*auditor, "policy.decided").size() == 2);  // at the request and at the approval
-  const json signed_entry = entries(*auditor, "agreement.signed")[0]["entry"];
+    CHECK(entries(*auditor, action, 1).size() == 1);
+  CHECK(entries(*auditor, "policy.decided", 2).size() == 2);  // at the request and at the approval
+  const json signed_entry = entries(*auditor, "agreement.signed", 1)[0]["entry"];
   CHECK(signed_entry["details"]["sha256"] == a["sha256"]);
   CHECK(signed_entry["subjects"][0] == agreement_id);
 }
@@ -230,7 +230,7 @@ TEST_CASE("policy refusals terminate with the rule, the constraint and the value
     // The provider was never asked.
     CHECK(body(call(*acme, "GET", "/management/negotiations"))["negotiations"][0]["state"] ==
           "TERMINATED");
-    const json decided = entries(*auditor, "policy.decided");
+    const json decided = entries(*auditor, "policy.decided", 1);
     REQUIRE(decided.size() == 1);
     CHECK(decided[0]["entry"]["details"]["decision"] == "deny");
   }

@@ -571,3 +571,46 @@ TEST_CASE("a log file of another format is refused with a clear message", "[log]
   REQUIRE_FALSE(log);
   CHECK(log.status().message().find("has format \"dsx-provenance-log/1\"") != std::string::npos);
 }
+
+TEST_CASE("an entry that may wait shares the next entry's commit, and is written at close",
+          "[log]") {
+  TempLog tmp;
+  std::atomic<int> answered{0};
+  std::atomic<uint64_t> first_index{99};
+  const auto count = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(tmp.path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+    const int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+  };
+  {
+    auto log = open_log(tmp);
+    log->append_async(
+        entry(0),
+        [&](dsx::Result<Receipt> r) {
+          if (r) first_index = r->index;
+          ++answered;
+        },
+        std::chrono::minutes(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(answered == 0);  // waiting for company, ten minutes at most
+    CHECK(log->size() == 0);
+    auto second = log->append(entry(1));  // does not wait, and takes the first along
+    REQUIRE(second);
+    CHECK(second->index == 1);
+    CHECK(answered == 1);  // answered in index order, so before the second
+    CHECK(first_index == 0);
+    CHECK(count("SELECT COUNT(*) FROM checkpoints") == 1);  // one commit for both
+    log->append_async(
+        entry(2), [&](dsx::Result<Receipt> r) { answered += r ? 1 : 100; },
+        std::chrono::minutes(10));
+  }  // closing writes what waits
+  CHECK(answered == 2);
+  auto reopened = open_log(tmp);
+  CHECK(reopened->size() == 3);
+}
