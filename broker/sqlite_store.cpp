@@ -149,7 +149,7 @@ class SqliteStore final : public Store {
     Status schema = writer_.exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
         "PRAGMA temp_store=MEMORY;"
-        "PRAGMA journal_size_limit=33554432;"
+        "PRAGMA journal_size_limit=67108864;"
         "CREATE TABLE IF NOT EXISTS datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL,"
         "  provider TEXT NOT NULL, body TEXT NOT NULL, withdrawn TEXT);"
         "CREATE TABLE IF NOT EXISTS participants(id TEXT PRIMARY KEY, identity TEXT NOT NULL,"
@@ -502,14 +502,17 @@ class SqliteStore final : public Store {
   // committer's commits, holding every waiting transition; it is off, and the checkpointer thread
   // does it on a connection of its own (PASSIVE: never blocks the committer) each time the WAL
   // grew by kCheckpointFrames. The WAL starts over only when a write begins with all of it
-  // copied back, which a steady load never waits for: at kRestartFrames the committer truncates
-  // it itself, a pause of one checkpoint.
+  // copied back, which a steady load never waits for: at kRestartFrames the committer restarts
+  // it itself, a pause of one checkpoint. RESTART, not TRUNCATE: the file keeps its size, and
+  // the next commits overwrite it in place; a commit that grows the file makes its fdatasync
+  // write the inode too (0.39 ms instead of 0.15 ms for 8 KB on this machine's disk, measured
+  // with a Python loop of pwrite + fdatasync), and every transition waits for one.
+  // journal_size_limit lies above kRestartFrames' size, so SQLite does not shorten it either.
   void after_commit() {
     const int frames = wal_frames_;
     if (frames >= kRestartFrames) {
       std::lock_guard lock(write_mutex_);
-      sqlite3_wal_checkpoint_v2(writer_.db(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                nullptr);
+      sqlite3_wal_checkpoint_v2(writer_.db(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
       wal_frames_ = 0;
       last_checkpoint_request_ = 0;
       return;
