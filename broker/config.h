@@ -28,7 +28,8 @@ struct Limits {
   uint32_t handshake_timeout_seconds = 10;  // TCP accept to finished TLS handshake
   uint32_t max_connections = 10000;
   uint32_t max_connections_per_participant = 64;
-  // Events waiting in memory for one control channel; beyond, it reads them from the store.
+  // Events waiting in memory for one control channel (4 MiB at most); beyond, it reads them from
+  // the store.
   uint32_t channel_queue_events = 1000;
 };
 

@@ -8,7 +8,8 @@
 //
 // Thread-safe. read() and ack() block on the store: call them from the worker pool.
 // ack_delivered(), subscribe() and the store's hand-over only take mutexes; `push` and `replaced`
-// callbacks run on the committing or subscribing thread and must only post work elsewhere.
+// callbacks run on the store's committer thread or the subscribing thread and must only post work
+// elsewhere.
 
 #include <cstdint>
 #include <functional>

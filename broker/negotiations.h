@@ -61,7 +61,7 @@ class Negotiations {
   nlohmann::json agreement_view(const StoredAgreement& a);
   HttpResponse retire(const HttpRequest& r, const Caller& c, const std::string& id);
 
-  // Commits `t` (durable on return), wakes the recipients' channels, and queues its log entries.
+  // Commits `t` (durable on return; its events go to open channels) and queues its log entries.
   Status commit(Transition& t);
   std::mutex& stripe(const std::string& key);
 

@@ -524,9 +524,10 @@ class Server::Impl {
   // store hands each committed event to Events, which posts it here (`queued`), in id order, and
   // the writer sends it without reading it back. The subscription exists before the first read,
   // so nothing committed falls between the two; what both bring (committed before the read,
-  // posted after) is skipped by id. More than limits.channel_queue_events waiting means a slow
-  // connector: the queue is dropped and the writer reads from the store again (`behind`), so a
-  // connector that does not read costs the broker no more memory than that.
+  // posted after) is skipped by id. More than limits.channel_queue_events or kMaxQueuedBytes
+  // waiting means a slow connector: the queue is dropped and the writer reads from the store
+  // again (`behind`), so a connector that does not read costs the broker no more memory than
+  // that.
   struct ChannelState {
     explicit ChannelState(const asio::any_io_executor& ex)
         : wake(ex, asio::steady_timer::time_point::max()) {}
@@ -538,12 +539,14 @@ class Server::Impl {
     bool replaced = false;
     bool reader_done = false;
     std::deque<StoredEvent> queued;  // pushed by Events, in id order
+    size_t queued_bytes = 0;         // of their bodies
     bool behind = true;              // read from the store before sending `queued`
     // Ids sent on this connection and not yet acknowledged (at most kMaxUnacked): their
     // acknowledgement needs no check against the store.
     std::unordered_set<uint64_t> unacked;
   };
   static constexpr size_t kMaxUnacked = 10000;
+  static constexpr size_t kMaxQueuedBytes = 4 << 20;
 
   // The event as sent: its body with "id" first. The body is a JSON object the broker wrote
   // (without an "id"), so the id is spliced into its text rather than parsed and written again.
@@ -619,14 +622,16 @@ class Server::Impl {
     auto subscription = events_->subscribe(
         participant,
         [executor, weak, max = config_.limits.channel_queue_events](const StoredEvent& e) {
-          asio::post(executor, [weak, e, max] {
+          asio::post(executor, [weak, e, max]() mutable {
             auto s = weak.lock();
             if (!s) return;
-            if (s->queued.size() >= max) {
+            if (s->queued.size() >= max || s->queued_bytes + e.body.size() > kMaxQueuedBytes) {
               s->queued.clear();
+              s->queued_bytes = 0;
               s->behind = true;
             } else if (!s->behind) {
-              s->queued.push_back(e);
+              s->queued_bytes += e.body.size();
+              s->queued.push_back(std::move(e));
             }
             s->pending = true;
             s->wake.cancel();
@@ -652,11 +657,12 @@ class Server::Impl {
     // Writes one event unless it was sent already; false when the connection failed.
     const auto write = [&](const StoredEvent& e, bool from_store) -> awaitable<bool> {
       if (e.id <= sent) co_return true;
+      // Before the write: an acknowledgement may be read before the write completes.
+      if (state->unacked.size() < kMaxUnacked) state->unacked.insert(e.id);
       auto [ec, n] = co_await ws.async_write(asio::buffer(channel_message(e)), kTuple);
       if (ec) co_return false;
       sent = e.id;
       metrics_.channel_event(from_store);
-      if (state->unacked.size() < kMaxUnacked) state->unacked.insert(e.id);
       co_return true;
     };
     bool failed = false;
@@ -686,6 +692,7 @@ class Server::Impl {
       while (!state->queued.empty() && !state->behind && !failed) {
         const StoredEvent e = std::move(state->queued.front());
         state->queued.pop_front();
+        state->queued_bytes -= e.body.size();
         failed = !co_await write(e, false);
       }
       if (failed || state->pending || state->behind) continue;

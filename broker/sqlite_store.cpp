@@ -384,21 +384,25 @@ class SqliteStore final : public Store {
 
   Result<std::vector<StoredEvent>> events_for(const std::string& recipient, uint64_t after,
                                               size_t limit) override {
-    std::vector<StoredEvent> out;
+    // `limit` events that are not acknowledged: a shorter answer means there are no more, which
+    // is how a channel knows it caught up. Acknowledged rows whose deletion has not committed yet
+    // are skipped as they come (a snapshot of acked_: one acknowledged meanwhile is sent again,
+    // which connectors ignore).
+    std::unordered_set<uint64_t> acked;
     {
-      auto r = reader();
-      Connection::Stmt s = r->prepare(
-          "SELECT id, body FROM events WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?");
-      s.text(1, recipient);
-      s.int64(2, after);
-      s.int64(3, limit);
-      int rc;
-      while ((rc = s.step()) == SQLITE_ROW)
-        out.push_back({s.column_u64(0), recipient, s.column(1)});
-      if (rc != SQLITE_DONE) return r->error("reading events");
+      std::lock_guard lock(queue_mutex_);
+      acked = acked_;
     }
-    std::lock_guard lock(queue_mutex_);
-    std::erase_if(out, [&](const StoredEvent& e) { return acked_.count(e.id) != 0; });
+    std::vector<StoredEvent> out;
+    auto r = reader();
+    Connection::Stmt s =
+        r->prepare("SELECT id, body FROM events WHERE recipient = ? AND id > ? ORDER BY id");
+    s.text(1, recipient);
+    s.int64(2, after);
+    int rc = SQLITE_DONE;
+    while (out.size() < limit && (rc = s.step()) == SQLITE_ROW)
+      if (!acked.count(s.column_u64(0))) out.push_back({s.column_u64(0), recipient, s.column(1)});
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return r->error("reading events");
     return out;
   }
 

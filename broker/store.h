@@ -170,10 +170,11 @@ class Store {
   // no read, only a mutex, so it may be called from an I/O thread.
   virtual void drop_delivered_event(uint64_t id) = 0;
 
-  // Who hears of events as they commit: after each durable commit, the committing thread calls
-  // the sink with the events it wrote (ids assigned), in id order; commits come in the order they
-  // were made. The sink must be quick and must not call the store. nullptr: none. Events
-  // committed while no sink is set are only in events_for().
+  // Who hears of events as they commit: after each durable commit, the thread that wrote it (an
+  // implementation's own committer, not necessarily the caller of commit()) calls the sink with
+  // the events it wrote (ids assigned), in id order; commits come in the order they were made.
+  // The sink must be quick and must not call the store. nullptr: none. Events committed while
+  // no sink is set are only in events_for().
   using EventSink = std::function<void(const std::vector<StoredEvent>&)>;
   virtual void set_event_sink(EventSink sink) = 0;
 };

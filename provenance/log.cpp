@@ -56,8 +56,9 @@
 namespace dsx::provenance {
 namespace {
 
-constexpr size_t kMaxBatch = 4096;    // entries per transaction
-constexpr size_t kMaxQueued = 65536;  // appends waiting; beyond this append() waits
+constexpr size_t kMaxBatch = 4096;             // entries per transaction
+constexpr std::chrono::hours kMaxMayWait{24};  // append_async's may_wait is cut to this
+constexpr size_t kMaxQueued = 65536;           // appends waiting; beyond this append() waits
 // A checkpoint is asked for each time the WAL has grown by this much (SQLite's auto-checkpoint
 // runs at 1,000 pages, 4 MB with 4 KB pages) ...
 constexpr int64_t kWalCheckpointBytes = int64_t{2} << 20;
@@ -290,6 +291,7 @@ class Log::Impl final : public TreeReader {
   void append_async(const Entry& e, AppendCallback done, std::chrono::milliseconds may_wait) {
     Result<PreparedEntry> prepared = prepare(e);
     if (!prepared) return done(prepared.status());
+    bool wake = false;
     {
       std::unique_lock lock(queue_mutex_);
       space_cv_.wait(lock, [this] { return queue_.size() < kMaxQueued || stopping_; });
@@ -297,10 +299,15 @@ class Log::Impl final : public TreeReader {
         lock.unlock();
         return done(Status::failed_precondition("the log is closing"));
       }
+      // Wake the writer only when this entry changes what it waits for: an empty queue, an
+      // earlier deadline, a full batch.
+      const auto by = std::chrono::steady_clock::now() +
+                      std::min<std::chrono::milliseconds>(may_wait, kMaxMayWait);
+      wake = queue_.empty() || by < write_by_ || queue_.size() + 1 >= kMaxBatch;
       queue_.push_back(Pending{std::move(*prepared), std::move(done)});
-      write_by_ = std::min(write_by_, std::chrono::steady_clock::now() + may_wait);
+      write_by_ = std::min(write_by_, by);
     }
-    queue_cv_.notify_one();
+    if (wake) queue_cv_.notify_one();
   }
 
   Result<Receipt> append(const Entry& e) {

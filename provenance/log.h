@@ -4,7 +4,8 @@
 // recomputed from the entries.
 //
 // Appends are group-committed: any number of threads call append() or append_async(); one writer
-// thread takes whatever has queued up and writes it in one transaction (WAL, synchronous=FULL);
+// thread takes whatever has queued up (once the first entry may wait no longer: append_async's
+// may_wait) and writes it in one transaction (WAL, synchronous=FULL);
 // only after the commit is each caller answered with its receipt (by a second thread, or by the
 // writer for a small batch), so a returned append is durable and many appends share one fsync. A
 // third thread copies the WAL back into the database file (checkpoints), off the writer's path. The
@@ -61,7 +62,7 @@ class Log {
   // flight from one caller share commits, which is what makes the log fast under load.
   // `may_wait`: how long the entry may wait for later ones to share its commit, so that a light,
   // steady load also writes fewer, larger batches (fewer fsyncs and checkpoint signatures); 0
-  // (and append()) is written as soon as the writer is free.
+  // (and append()) is written as soon as the writer is free; at most 24 hours.
   using AppendCallback = std::function<void(Result<Receipt>)>;
   void append_async(const Entry& e, AppendCallback done,
                     std::chrono::milliseconds may_wait = std::chrono::milliseconds(0));

@@ -381,21 +381,31 @@ TEST_CASE("a channel that falls behind catches up from the store: every event on
   config.limits.channel_queue_events = 1;
   Space s(config);
   auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
   const std::string offer = publish(*acme, "urn:dsx:dataset:burst");
-  Channel channel(s, "acme");
-  // Opening the channel, the broker reads (nothing) from the store; give that a moment so that
-  // the burst below comes through pushes as well.
-  CHECK(channel.next(std::chrono::milliseconds(200)).is_null());
-  Channel provider(s, "acme");  // the one above is unusable after a timed-out read
+  // Both ways, certainly: an event committed before the channel opens comes from the store, one
+  // committed while it idles is pushed.
+  const std::string before = start(*leiden, "urn:uuid:burst-before", offer);
+  Channel provider(s, "acme");
+  json e = provider.next();
+  REQUIRE(e.is_object());
+  CHECK(e["negotiation"]["providerPid"] == before);
+  provider.ack(e["id"]);
+  const std::string idle = start(*leiden, "urn:uuid:burst-idle", offer);
+  e = provider.next();
+  REQUIRE(e.is_object());
+  CHECK(e["negotiation"]["providerPid"] == idle);
+  provider.ack(e["id"]);
+  uint64_t last = e["id"];
 
   constexpr size_t kThreads = 4, kEach = 25;
   std::vector<std::vector<std::string>> pids(kThreads);  // no Catch macros on these threads
   std::vector<std::thread> consumers;
   for (size_t t = 0; t < kThreads; ++t)
     consumers.emplace_back([&, t] {
-      auto leiden = s.client("leiden");
+      auto client = s.client("leiden");  // one each: a Client is not shared between threads
       for (size_t i = 0; i < kEach; ++i) {
-        auto r = leiden->request(
+        auto r = client->request(
             "POST", "/negotiations/request",
             request_message("urn:uuid:burst-" + std::to_string(t) + "-" + std::to_string(i), offer)
                 .dump());
@@ -405,10 +415,9 @@ TEST_CASE("a channel that falls behind catches up from the store: every event on
       }
     });
   std::set<std::string> requested, delivered;
-  uint64_t last = 0;
   bool ordered = true;
   for (size_t n = 0; n < kThreads * kEach; ++n) {
-    const json e = provider.next();
+    e = provider.next();
     if (!e.is_object()) break;
     const uint64_t id = e["id"];
     ordered = ordered && id > last;
@@ -438,7 +447,7 @@ TEST_CASE("a channel that falls behind catches up from the store: every event on
   INFO(metrics);
   CHECK(count("pushed") > 0);
   CHECK(count("store") > 0);
-  CHECK(count("pushed") + count("store") == kThreads * kEach);
+  CHECK(count("pushed") + count("store") == kThreads * kEach + 2);
 }
 
 TEST_CASE("a negotiation survives a restart and an idle one times out", "[negotiation]") {
