@@ -532,10 +532,7 @@ class Server::Impl {
     explicit ChannelState(const asio::any_io_executor& ex)
         : wake(ex, asio::steady_timer::time_point::max()) {}
     asio::steady_timer wake;  // cancelled to wake the writer
-    // Set with each wake: a notification that came while the writer was not waiting (reading
-    // or writing) is not lost, as a cancel of a timer nobody waits on would be.
-    bool pending = false;
-    bool closed = false;  // the reader ended, or the channel was replaced
+    bool closed = false;      // the reader ended, or the channel was replaced
     bool replaced = false;
     bool reader_done = false;
     std::deque<StoredEvent> queued;  // pushed by Events, in id order
@@ -633,7 +630,6 @@ class Server::Impl {
               s->queued_bytes += e.body.size();
               s->queued.push_back(std::move(e));
             }
-            s->pending = true;
             s->wake.cancel();
           });
         },
@@ -667,7 +663,6 @@ class Server::Impl {
     };
     bool failed = false;
     while (!state->closed && !stopping_ && !failed) {
-      state->pending = false;
       if (state->behind) {
         // Pushes from here on are queued; the read sees whatever was committed before it.
         state->behind = false;
@@ -695,7 +690,9 @@ class Server::Impl {
         state->queued_bytes -= e.body.size();
         failed = !co_await write(e, false);
       }
-      if (failed || state->pending || state->behind) continue;
+      // Nothing left to send: wait for a push. Nothing runs on the strand between this check and
+      // the wait, so a push cannot come in between unseen.
+      if (failed || !state->queued.empty() || state->behind) continue;
       state->wake.expires_at(asio::steady_timer::time_point::max());
       co_await state->wake.async_wait(kTuple);
     }
