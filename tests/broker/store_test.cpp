@@ -2,26 +2,19 @@
 // in id order, and a WAL that stays bounded and is rewritten in place.
 #include "broker/store.h"
 
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/dsx-store-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using dsx::testing::TempDir;
 
 dsx::broker::StoredNegotiation negotiation(int i, size_t offer_bytes) {
   dsx::broker::StoredNegotiation n;
@@ -39,7 +32,7 @@ dsx::broker::StoredNegotiation negotiation(int i, size_t offer_bytes) {
 }  // namespace
 
 TEST_CASE("the store hands each commit's events to its sink, in id order", "[store]") {
-  TempDir dir;
+  TempDir dir("dsx-store-test");
   std::mutex m;  // before the store: its sink uses them until the store is gone
   std::vector<dsx::broker::StoredEvent> seen;
   auto store = dsx::broker::open_sqlite_store((dir.path / "broker.db").string());
@@ -78,7 +71,7 @@ TEST_CASE("the store hands each commit's events to its sink, in id order", "[sto
 }
 
 TEST_CASE("the store's WAL stays bounded and is rewritten in place, not regrown", "[store]") {
-  TempDir dir;
+  TempDir dir("dsx-store-test");
   const fs::path db = dir.path / "broker.db";
   const fs::path wal = dir.path / "broker.db-wal";
   auto store = dsx::broker::open_sqlite_store(db.string());
@@ -109,7 +102,7 @@ TEST_CASE("the store's WAL stays bounded and is rewritten in place, not regrown"
 TEST_CASE("reading events skips acknowledged ones and still fills the page", "[store]") {
   // A channel takes a short page for "caught up": acknowledged rows whose deletion has not
   // committed yet must not shorten it.
-  TempDir dir;
+  TempDir dir("dsx-store-test");
   auto store = dsx::broker::open_sqlite_store((dir.path / "broker.db").string());
   REQUIRE(store);
   const auto n = negotiation(0, 10);

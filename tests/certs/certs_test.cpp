@@ -33,6 +33,7 @@
 #include "certs/pem.h"
 #include "certs/subject.h"
 #include "tests/run_dsx.h"
+#include "tests/temp_dir.h"
 
 using namespace dsx::certs;
 namespace fs = std::filesystem;
@@ -43,18 +44,7 @@ constexpr int64_t kDay = 86400;
 // 2027-01-15T08:00:00Z: the tests' "now".
 const dsx::Instant kNow{1'800'000'000, 0};
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("dsx-certs-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using dsx::testing::TempDir;
 
 template <typename T>
 T must(dsx::Result<T> r) {
