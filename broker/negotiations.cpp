@@ -77,8 +77,8 @@ json negotiation_json(const StoredNegotiation& n) {
   return j;
 }
 
-// The negotiation as events and the management list show it.
-json summary(const StoredNegotiation& n) {
+// The negotiation as events and the management list show it, but for its offer.
+json summary_without_offer(const StoredNegotiation& n) {
   json j = {{"providerPid", n.provider_pid},
             {"consumerPid", n.consumer_pid},
             {"state", n.state},
@@ -86,12 +86,17 @@ json summary(const StoredNegotiation& n) {
             {"provider", n.provider},
             {"dataset", n.dataset},
             {"offerId", n.catalog_offer},
-            {"offer", parse_or_null(n.offer)},
             {"purpose", n.purpose},
             {"created", format_rfc3339(n.created)},
             {"updated", format_rfc3339(n.updated)}};
   if (!n.agreement_id.empty()) j["agreementId"] = n.agreement_id;
   if (!n.reason.empty()) j["reason"] = parse_or_null(n.reason);
+  return j;
+}
+
+json summary(const StoredNegotiation& n) {
+  json j = summary_without_offer(n);
+  j["offer"] = parse_or_null(n.offer);
   return j;
 }
 
@@ -112,11 +117,30 @@ json agreement_json(const StoredAgreement& a) {
   return j;
 }
 
+// {"message": ..., "negotiation": summary(n), "time": ..., "type": ...} as text. The offer is
+// stored as JSON text (the broker wrote it) and goes into the text as it is: parsing and writing it
+// again for each of a negotiation's events was a good part of the broker's time.
 StoredEvent make_event(const std::string& recipient, const std::string& type,
-                       const StoredNegotiation& n, Instant now, json message = nullptr) {
-  json body = {{"type", type}, {"time", format_rfc3339(now)}, {"negotiation", summary(n)}};
-  if (!message.is_null()) body["message"] = std::move(message);
-  return StoredEvent{0, recipient, body.dump()};
+                       const StoredNegotiation& n, Instant now, const json& message = nullptr) {
+  std::string negotiation = summary_without_offer(n).dump();
+  negotiation.pop_back();  // the object's '}'
+  negotiation += ",\"offer\":";
+  negotiation += n.offer.empty() ? std::string_view("null") : std::string_view(n.offer);
+  negotiation += '}';
+  std::string body = "{";
+  if (!message.is_null()) {
+    body += "\"message\":";
+    body += message.dump();
+    body += ',';
+  }
+  body += "\"negotiation\":";
+  body += negotiation;
+  body += ",\"time\":";
+  body += json(format_rfc3339(now)).dump();
+  body += ",\"type\":";
+  body += json(type).dump();
+  body += '}';
+  return StoredEvent{0, recipient, std::move(body)};
 }
 
 // The extensions of a ContractRequestMessage: dsx:purpose (an IRI) and dsx:context (an object).

@@ -790,9 +790,9 @@ class SqliteStore final : public Store {
       if (s.step() != SQLITE_ROW) return w.error("queueing an event");
       out.events.push_back({s.column_u64(0), e.recipient, e.body});
     }
-    for (const std::string& entry : t.log_entries) {
+    for (const OutboxEntry& entry : t.log_entries) {
       Connection::Stmt s = w.prepare("INSERT INTO log_outbox(entry) VALUES(?) RETURNING id");
-      s.text(1, entry);
+      s.text(1, entry.text);
       if (s.step() != SQLITE_ROW) return w.error("queueing a log entry");
       out.log_ids.push_back(s.column_u64(0));
     }

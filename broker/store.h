@@ -16,6 +16,7 @@
 #include "certs/identity.h"
 #include "common/status.h"
 #include "common/time.h"
+#include "provenance/entry.h"
 
 namespace dsx::broker {
 
@@ -94,17 +95,25 @@ struct StoredEvent {
   std::string body;  // the whole channel message without its id (JSON)
 };
 
+// A provenance entry recorded with a transition: `text` (JSON of provenance::Entry's fields) stays
+// in the store's outbox until the log has the entry; `prepared` is what the log appends, serialised
+// once with the text (its text is empty when the entry has no canonical form: the log's append
+// then says why, and the entry stays in the outbox).
+struct OutboxEntry {
+  std::string text;
+  provenance::PreparedEntry prepared;
+};
+
 // A state change to commit atomically: the negotiation, perhaps a new or changed agreement, a
 // transfer, an encryption key (each optional), the events it causes and the provenance entries that
-// record it (JSON text of provenance::Entry fields), which the broker appends to the log after the
-// commit.
+// record it, which the broker appends to the log after the commit.
 struct Transition {
   const StoredNegotiation* negotiation = nullptr;
   const StoredAgreement* agreement = nullptr;
   const StoredTransfer* transfer = nullptr;
   const StoredEncryptionKey* encryption_key = nullptr;  // replaces the participant's key
   std::vector<StoredEvent> events;
-  std::vector<std::string> log_entries;
+  std::vector<OutboxEntry> log_entries;
 };
 
 // A provenance entry written to the store's outbox and not yet known to be in the log.

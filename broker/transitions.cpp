@@ -26,14 +26,27 @@ json parse_or_null(const std::string& text) {
   return json::parse(text, nullptr, false);
 }
 
-std::string log_entry(Instant time, const std::string& actor, const std::string& action,
+OutboxEntry log_entry(Instant time, const std::string& actor, const std::string& action,
                       std::vector<std::string> subjects, json details) {
-  return json{{"time", format_rfc3339(time)},
-              {"actor", actor},
-              {"action", action},
-              {"subjects", std::move(subjects)},
-              {"details", std::move(details)}}
-      .dump();
+  provenance::Entry e;
+  e.time = time;
+  e.actor = actor;
+  e.action = action;
+  e.subjects = std::move(subjects);
+  e.details = std::move(details);
+  OutboxEntry out;
+  if (auto prepared = provenance::prepare(e)) {
+    out.text = prepared->without_seq();
+    out.prepared = std::move(*prepared);
+  } else {  // kept as it is: the log's append says why it cannot take it
+    out.text = json{{"time", format_rfc3339(e.time)},
+                    {"actor", e.actor},
+                    {"action", e.action},
+                    {"subjects", e.subjects},
+                    {"details", e.details}}
+                   .dump();
+  }
+  return out;
 }
 
 provenance::Entry entry_of(const std::string& text, Instant fallback) {
@@ -57,19 +70,20 @@ std::string reason_text(const json& reason) {
   return reason.is_string() ? reason.get<std::string>() : reason.dump();
 }
 
-Status commit_transition(Store& store, provenance::Log& log, const Clock& clock,
-                         const Transition& t) {
+Status commit_transition(Store& store, provenance::Log& log, const Clock& clock, Transition& t) {
   auto ids = store.commit(t);  // its events are on their way to open channels (Events)
   if (!ids) return ids.status();
   for (size_t i = 0; i < ids->size(); ++i) {
     Store* s = &store;  // outlives the log (broker.cpp): the callback may run at its close
-    log.append_async(
-        entry_of(t.log_entries[i], clock.now()),
-        [s, id = (*ids)[i]](Result<provenance::Receipt> r) {
-          // A failed append stays in the outbox: the next start-up appends it.
-          if (r) (void)s->log_entry_done(id);
-        },
-        kLogMayWait);
+    auto done = [s, id = (*ids)[i]](Result<provenance::Receipt> r) {
+      // A failed append stays in the outbox: the next start-up appends it.
+      if (r) (void)s->log_entry_done(id);
+    };
+    OutboxEntry& entry = t.log_entries[i];
+    if (!entry.prepared.text.empty())
+      log.append_async(std::move(entry.prepared), std::move(done), kLogMayWait);
+    else
+      log.append_async(entry_of(entry.text, clock.now()), std::move(done), kLogMayWait);
   }
   return Status::ok();
 }

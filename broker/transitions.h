@@ -31,10 +31,10 @@ bool is_party(const std::optional<Record>& record, const std::string& me) {
   return record && (record->consumer == me || record->provider == me);
 }
 
-// A provenance entry as the outbox keeps it (JSON text of provenance::Entry's fields).
-std::string log_entry(Instant time, const std::string& actor, const std::string& action,
+// A provenance entry for a Transition, serialised once for the outbox and the log.
+OutboxEntry log_entry(Instant time, const std::string& actor, const std::string& action,
                       std::vector<std::string> subjects, nlohmann::json details);
-// The entry back from that text; `fallback` when it has no readable time.
+// The entry back from its outbox text; `fallback` when it has no readable time.
 provenance::Entry entry_of(const std::string& text, Instant fallback);
 // Hex SHA-256 of the RFC 8785 canonical JSON of `value` ("" if it has none).
 std::string sha256_of_canonical(const nlohmann::json& value);
@@ -44,8 +44,8 @@ std::string reason_text(const nlohmann::json& reason);
 // Commits `t` (durable on return; the store hands its events to the channels, broker/events.h)
 // and queues its entries for the log; each leaves the store's outbox once the log has it (a
 // failed append stays there: the next start-up appends it).
-Status commit_transition(Store& store, provenance::Log& log, const Clock& clock,
-                         const Transition& t);
+// The entries' prepared text is moved to the log.
+Status commit_transition(Store& store, provenance::Log& log, const Clock& clock, Transition& t);
 
 // The outcome of evaluating a policy for a consumer.
 struct Verdict {

@@ -56,6 +56,17 @@ void PreparedEntry::with_seq(uint64_t seq, std::string& out) const {
   out += view.substr(seq_at);
 }
 
+std::string PreparedEntry::without_seq() const {
+  // text[0, seq_at) ends with ,"seq": (7 bytes), and the rest begins with ,"subjects":
+  constexpr size_t kSeqMember = 7;
+  const std::string_view view(text);
+  std::string out;
+  out.reserve(text.size());
+  out += view.substr(0, seq_at - kSeqMember);
+  out += view.substr(seq_at);
+  return out;
+}
+
 Result<std::string> canonical(const Entry& e) {
   Result<PreparedEntry> p = prepare(e);
   if (!p) return p.status();

@@ -37,6 +37,9 @@ struct PreparedEntry {
   std::string with_seq(uint64_t seq) const;
   // The same into `out` (its old content replaced), so a writer can reuse one buffer.
   void with_seq(uint64_t seq, std::string& out) const;
+  // The canonical JSON of the entry without its "seq" member (the log assigns it): what a
+  // caller keeps, e.g. in an outbox, until the log has the entry.
+  std::string without_seq() const;
 };
 
 // The canonical bytes; an error when details hold what JCS cannot (NaN, huge integers).

@@ -291,6 +291,11 @@ class Log::Impl final : public TreeReader {
   void append_async(const Entry& e, AppendCallback done, std::chrono::milliseconds may_wait) {
     Result<PreparedEntry> prepared = prepare(e);
     if (!prepared) return done(prepared.status());
+    append_async(std::move(*prepared), std::move(done), may_wait);
+  }
+
+  void append_async(PreparedEntry prepared, AppendCallback done,
+                    std::chrono::milliseconds may_wait) {
     bool wake = false;
     {
       std::unique_lock lock(queue_mutex_);
@@ -304,7 +309,7 @@ class Log::Impl final : public TreeReader {
       const auto by = std::chrono::steady_clock::now() +
                       std::min<std::chrono::milliseconds>(may_wait, kMaxMayWait);
       wake = queue_.empty() || by < write_by_ || queue_.size() + 1 >= kMaxBatch;
-      queue_.push_back(Pending{std::move(*prepared), std::move(done)});
+      queue_.push_back(Pending{std::move(prepared), std::move(done)});
       write_by_ = std::min(write_by_, by);
     }
     if (wake) queue_cv_.notify_one();
@@ -686,6 +691,10 @@ Result<Receipt> Log::append(const Entry& e) {
 
 void Log::append_async(const Entry& e, AppendCallback done, std::chrono::milliseconds may_wait) {
   impl_->append_async(e, std::move(done), may_wait);
+}
+
+void Log::append_async(PreparedEntry e, AppendCallback done, std::chrono::milliseconds may_wait) {
+  impl_->append_async(std::move(e), std::move(done), may_wait);
 }
 
 uint64_t Log::size() const {

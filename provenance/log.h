@@ -66,6 +66,10 @@ class Log {
   using AppendCallback = std::function<void(Result<Receipt>)>;
   void append_async(const Entry& e, AppendCallback done,
                     std::chrono::milliseconds may_wait = std::chrono::milliseconds(0));
+  // The same for an entry the caller serialised already (prepare(), entry.h): a caller that
+  // needs the entry's text anyway serialises it once.
+  void append_async(PreparedEntry e, AppendCallback done,
+                    std::chrono::milliseconds may_wait = std::chrono::milliseconds(0));
 
   uint64_t size() const;
   Result<Hash> root(uint64_t size) const;

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -520,6 +521,37 @@ TEST_CASE("append_async answers every entry once, with consecutive indices", "[l
   for (size_t i = 0; i < indices.size(); ++i)
     CHECK(indices[i] == i);
   CHECK(log->size() == kCount);
+}
+
+TEST_CASE("a prepared entry is logged as the entry itself, and reads back without its seq",
+          "[log]") {
+  TempLog tmp;
+  auto log = open_log(tmp);
+  Entry e = entry(7);
+  e.details["text"] = "quotes \" and \\ and \u00e9";
+  auto prepared = prepare(e);
+  REQUIRE(prepared);
+  // Without seq: canonical JSON of the other members, which reads back as the same entry.
+  const std::string kept = prepared->without_seq();
+  CHECK(kept.find("\"seq\"") == std::string::npos);
+  auto doc = nlohmann::json::parse(kept);
+  CHECK(doc["action"] == e.action);
+  CHECK(doc["actor"] == e.actor);
+  CHECK(doc["details"] == e.details);
+  CHECK(doc["subjects"] == nlohmann::json(e.subjects));
+  doc["seq"] = 0;
+  auto back = parse_entry(doc.dump());
+  REQUIRE(back);
+  CHECK(back->time == e.time);
+
+  std::promise<dsx::Result<Receipt>> done;
+  log->append_async(std::move(*prepared), [&](dsx::Result<Receipt> r) { done.set_value(r); });
+  auto receipt = done.get_future().get();
+  REQUIRE(receipt);
+  e.seq = receipt->index;
+  auto text = log->entry_text(receipt->index);
+  REQUIRE(text);
+  CHECK(*text == *canonical(e));  // the bytes append_async(Entry) would have written
 }
 
 TEST_CASE("the WAL is copied back while the log is open and stays bounded", "[log][wal]") {
