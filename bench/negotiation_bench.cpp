@@ -264,6 +264,7 @@ class Provider {
 struct Consumer {
   std::unique_ptr<connectors::Client> client;
   std::unique_ptr<connectors::Channel> channel;
+  provenance::PublicKey broker_key;  // checks the agreements' signatures, as a connector does
 };
 
 // Time spent in each step, summed over negotiations (ms), for the breakdown.
@@ -293,7 +294,7 @@ double negotiate(Consumer& c, Steps& steps) {
     const bool mine = event.type == "negotiation.agreed" &&
                       event.body["negotiation"].value("providerPid", "") == n.provider_pid;
     if (mine) {
-      auto checked = connectors::check_agreement_message(event.body["message"]);
+      auto checked = connectors::check_agreement_message(event.body["message"], c.broker_key);
       if (!checked) fail("the agreement does not check: " + checked.status().message());
     }
     if (Status s = c.channel->ack(event.id); !s) fail("consumer ack: " + s.message());
@@ -497,8 +498,13 @@ void run(const Options& o) {
   FirstError error;
   Provider provider(broker.port(), pki, o.approvers, error);
   std::vector<Consumer> consumers;
-  for (const fs::path& dir : pki.consumers)
-    consumers.push_back({connect(broker.port(), dir), open_channel(broker.port(), dir)});
+  for (const fs::path& dir : pki.consumers) {
+    Consumer c{connect(broker.port(), dir), open_channel(broker.port(), dir), {}};
+    auto key = connectors::broker_signing_key(*c.client);
+    if (!key) fail("reading the broker's key: " + key.status().message());
+    c.broker_key = std::move(*key);
+    consumers.push_back(std::move(c));
+  }
   run_consumers(consumers, o.warmup, provider, error);
 
   std::vector<double> rate, p50, p99, base, ratio, broker_ms;

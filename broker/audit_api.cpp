@@ -38,7 +38,12 @@ void add_audit_routes(Router& router, const provenance::Log& log) {
                 if (!c) return status_response(c.status(), "Error", "no-checkpoint");
                 return json_response(200, provenance::to_json(*c));
               }});
-  router.add({"GET", "/audit/public-key", "audit.public_key", auditors, "Error",
+  // Public by nature, and every participant needs it: it also signs the agreements.
+  router.add({"GET",
+              "/audit/public-key",
+              "audit.public_key",
+              {},
+              "Error",
               [&log](const HttpRequest&, const Caller&, const PathParams&) {
                 return json_response(200, {{"keyId", log.public_key().key_id()},
                                            {"algorithm", "Ed25519"},

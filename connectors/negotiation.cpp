@@ -153,19 +153,6 @@ Result<std::string> agreement_sha256(const json& agreement) {
 
 namespace {
 
-// Whether `claimed` (the hash the broker sent) is the hash of `agreement`.
-Status check_hash(const json& agreement, const json* claimed, std::string_view member) {
-  if (!claimed || !claimed->is_string())
-    return Status::invalid_argument(std::string(member) + ": missing (the agreement's hash)");
-  auto actual = agreement_sha256(agreement);
-  if (!actual) return actual.status();
-  if (*actual != claimed->get<std::string>())
-    return Status::invalid_argument(std::string(member) + " " + claimed->get<std::string>() +
-                                    " is not the SHA-256 of the agreement's canonical JSON (" +
-                                    *actual + ")");
-  return Status::ok();
-}
-
 const json* member(const json& object, const char* name) {
   if (!object.is_object()) return nullptr;
   auto it = object.find(name);
@@ -174,24 +161,81 @@ const json* member(const json& object, const char* name) {
 
 }  // namespace
 
-Result<CheckedAgreement> check_agreement_message(const json& message) {
+Result<provenance::PublicKey> broker_signing_key(Client& client) {
+  auto answer = json_answer(send(client, "GET", "/audit/public-key"));
+  if (!answer) return answer.status();
+  if (auto* refusal = std::get_if<Refusal>(&*answer))
+    return Status::invalid_argument("the broker's signing key: " + refusal->summary);
+  const json& doc = std::get<json>(*answer);
+  const json* pem = member(doc, "publicKey");
+  if (!pem || !pem->is_string())
+    return Status::invalid_argument("the broker's signing key: no publicKey in its answer");
+  auto key = provenance::PublicKey::from_pem(pem->get<std::string>());
+  if (!key) return Status::invalid_argument("the broker's signing key: " + key.status().message());
+  if (doc.value("keyId", "") != key->key_id())
+    return Status::invalid_argument("the broker's signing key: its keyId is not the key's");
+  return key;
+}
+
+namespace {
+
+// Whether `claimed` (the hash the broker sent) is the hash of `agreement`, and `signature` (the
+// broker's, as sent) verifies over the agreement's canonical JSON with `key`. `hash_member` and
+// `signature_member` name them in errors.
+Status check(const json& agreement, const json* claimed, const json* signature,
+             const provenance::PublicKey& key, std::string_view hash_member,
+             std::string_view signature_member) {
+  if (!claimed || !claimed->is_string())
+    return Status::invalid_argument(std::string(hash_member) + ": missing (the agreement's hash)");
+  auto canonical = provenance::canonical_json(agreement);
+  if (!canonical) return Status::invalid_argument("agreement: " + canonical.status().message());
+  const std::string actual = to_hex(provenance::sha256(*canonical));
+  if (actual != claimed->get<std::string>())
+    return Status::invalid_argument(std::string(hash_member) + " " + claimed->get<std::string>() +
+                                    " is not the SHA-256 of the agreement's canonical JSON (" +
+                                    actual + ")");
+  const std::string name(signature_member);
+  if (!signature || !signature->is_object())
+    return Status::invalid_argument(name + ": missing (the broker's signature)");
+  if (signature->value("algorithm", "") != "Ed25519")
+    return Status::invalid_argument(name + ".algorithm: expected Ed25519");
+  if (signature->value("keyId", "") != key.key_id())
+    return Status::invalid_argument(name + ".keyId " + signature->value("keyId", "") +
+                                    " is not the broker's key (" + key.key_id() + ")");
+  const json* value = member(*signature, "value");
+  std::optional<std::vector<uint8_t>> bytes;
+  if (value && value->is_string()) bytes = from_hex(value->get<std::string>());
+  if (!bytes) return Status::invalid_argument(name + ".value: expected hex");
+  if (!key.verify(*canonical, *bytes))
+    return Status::invalid_argument(name +
+                                    ": the broker's signature does not verify over the "
+                                    "agreement's canonical JSON");
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<CheckedAgreement> check_agreement_message(const json& message,
+                                                 const provenance::PublicKey& broker_key) {
   auto m = protocol::parse_contract_agreement_message(message);
   if (!m) return m.status();
-  if (Status s =
-          check_hash(m->agreement, member(message, "dsx:agreementSha256"), "dsx:agreementSha256");
+  if (Status s = check(m->agreement, member(message, "dsx:agreementSha256"),
+                       member(message, "dsx:signature"), broker_key, "dsx:agreementSha256",
+                       "dsx:signature");
       !s)
     return s;
   CheckedAgreement out;
   out.sha256 = message["dsx:agreementSha256"].get<std::string>();
-  if (const json* sig = member(message, "dsx:signature")) out.signature = *sig;
+  out.signature = message["dsx:signature"];
   out.message = std::move(*m);
   return out;
 }
 
-Status check_agreement_record(const json& record) {
+Status check_agreement_record(const json& record, const provenance::PublicKey& broker_key) {
   const json* agreement = member(record, "agreement");
   if (!agreement || !agreement->is_object()) return Status::invalid_argument("agreement: missing");
-  return check_hash(*agreement, member(record, "sha256"), "sha256");
+  return check(*agreement, member(record, "sha256"), member(record, "signature"), broker_key,
+               "sha256", "signature");
 }
 
 }  // namespace dsx::connectors

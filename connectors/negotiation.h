@@ -3,7 +3,7 @@
 // over a Client. DSP messages are built and read with protocol/; every call answers the typed
 // value, or the broker's Refusal (a non-2xx reply: status, code, reasons), or a transport error
 // (the Result's Status). Free functions over the caller's Client, so the Client's rule holds:
-// one thread at a time. Checking an agreement is pure.
+// one thread at a time. Checking an agreement is pure (given the broker's key).
 
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "connectors/client.h"
 #include "protocol/negotiation_messages.h"
+#include "provenance/signing.h"
 
 namespace dsx::connectors {
 
@@ -70,20 +71,29 @@ JsonAnswer get_agreement(Client& client, std::string_view agreement_id);
 JsonAnswer retire_agreement(Client& client, std::string_view agreement_id,
                             const std::string& reason);
 
+// The broker's signing key (GET /audit/public-key: the provenance log's Ed25519 key, which also
+// signs agreements), read over the caller's authenticated connection; its key id is checked
+// against the key. A transport failure is failed_precondition (as for every call here); a
+// refusal or an unreadable key is invalid_argument.
+Result<provenance::PublicKey> broker_signing_key(Client& client);
+
 // What a consumer checks of an agreement before verifying it: that the hash the broker sent is
-// the SHA-256 of the RFC 8785 canonical JSON of the agreement it sent. The broker's Ed25519
-// signature over the same bytes is kept as sent, not checked: its key is the provenance log's,
-// which auditors check (docs/cli.md, "What the consumer checks").
+// the SHA-256 of the RFC 8785 canonical JSON of the agreement it sent, and that the broker's
+// Ed25519 signature (`{"keyId", "algorithm": "Ed25519", "value": HEX}`) over the same bytes
+// verifies with `broker_key` (docs/cli.md, "What the consumer checks"). So what it keeps is an
+// agreement it can show to anyone who knows the broker's key.
 struct CheckedAgreement {
   protocol::ContractAgreementMessage message;
   std::string sha256;        // lowercase hex
-  nlohmann::json signature;  // dsx:signature, null when absent
+  nlohmann::json signature;  // dsx:signature, as sent (verified)
 };
 // Lowercase hex SHA-256 of the canonical JSON of `agreement`.
 Result<std::string> agreement_sha256(const nlohmann::json& agreement);
 // A ContractAgreementMessage (as a negotiation.agreed event carries it), checked.
-Result<CheckedAgreement> check_agreement_message(const nlohmann::json& message);
+Result<CheckedAgreement> check_agreement_message(const nlohmann::json& message,
+                                                 const provenance::PublicKey& broker_key);
 // GET /management/agreements/{id}'s body ({"agreement", "sha256", "signature", ...}), checked.
-Status check_agreement_record(const nlohmann::json& record);
+Status check_agreement_record(const nlohmann::json& record,
+                              const provenance::PublicKey& broker_key);
 
 }  // namespace dsx::connectors

@@ -102,14 +102,24 @@ Result<json> find_listed(Client& client, const std::string& provider_pid) {
 }
 
 // Checks the agreement of an AGREED negotiation and verifies it, or terminates the negotiation
-// when the hash is wrong. `message`: the ContractAgreementMessage if the caller has it (from a
-// channel event), else null and the agreement is fetched. Returns the line to print, empty when
-// the broker names no agreement yet; an error only for transport failures.
+// when the hash or the broker's signature is wrong. `message`: the ContractAgreementMessage if the
+// caller has it (from a channel event), else null and the agreement is fetched. `broker_key`: the
+// broker's signing key once read (read here when empty). Returns the line to print, empty when the
+// broker names no agreement yet; an error only for transport failures.
 Result<std::string> verify_or_terminate(Client& client, const protocol::ContractNegotiation& n,
-                                        const json& message, std::string agreement_id) {
+                                        const json& message, std::string agreement_id,
+                                        std::optional<provenance::PublicKey>& broker_key) {
+  if (!broker_key) {
+    auto key = broker_signing_key(client);
+    if (!key && key.status().code() == Status::Code::kFailedPrecondition) return key.status();
+    if (!key)
+      return n.provider_pid + ": cannot check the agreement's signature (" +
+             key.status().message() + "); not verified";
+    broker_key = std::move(*key);
+  }
   Status checked = Status::ok();
   if (message.is_object()) {
-    auto c = check_agreement_message(message);
+    auto c = check_agreement_message(message, *broker_key);
     checked = c.status();
     if (c) agreement_id = text_of(c->message.agreement, "@id");
   } else {
@@ -123,7 +133,7 @@ Result<std::string> verify_or_terminate(Client& client, const protocol::Contract
     if (!record) return record.status();
     if (auto* refusal = std::get_if<Refusal>(&*record))
       return "cannot read agreement " + agreement_id + ": " + refusal->summary;
-    checked = check_agreement_record(std::get<json>(*record));
+    checked = check_agreement_record(std::get<json>(*record), *broker_key);
   }
   if (!checked) {
     const std::string why = "the agreement does not check: " + checked.message();
@@ -136,7 +146,8 @@ Result<std::string> verify_or_terminate(Client& client, const protocol::Contract
   if (auto* refusal = std::get_if<Refusal>(&*v))
     return n.provider_pid + ": could not verify agreement " + agreement_id + ": " +
            refusal->summary;
-  return n.provider_pid + ": agreement " + agreement_id + " checked (hash), verification sent";
+  return n.provider_pid + ": agreement " + agreement_id +
+         " checked (hash, broker's signature), verification sent";
 }
 
 }  // namespace
@@ -168,7 +179,7 @@ Result<std::string> Responder::handle(const Event& event) {
            std::string(protocol::to_string(std::get<protocol::ContractNegotiation>(*a).state));
   }
   if (type == "negotiation.agreed") {
-    auto line = verify_or_terminate(client_, n, message, agreement);
+    auto line = verify_or_terminate(client_, n, message, agreement, broker_key_);
     if (line && line->empty()) return pid + ": AGREED, but the broker names no agreement yet";
     return line;
   }
@@ -208,6 +219,7 @@ Result<FollowResult> follow_negotiation(Client& client, const ClientConfig& conf
   }
   json agreement_message;  // from a negotiation.agreed event
   std::string agreement_id;
+  std::optional<provenance::PublicKey> broker_key;
   bool verification_sent = false, offer_noted = false;
   // Without a channel the state is polled with backoff; with one, every 2 s as a safety net
   // (another connector may hold the channel and take the events).
@@ -230,7 +242,7 @@ Result<FollowResult> follow_negotiation(Client& client, const ClientConfig& conf
       }
       case NegotiationState::kAgreed:
         if (!verification_sent) {
-          auto line = verify_or_terminate(client, n, agreement_message, agreement_id);
+          auto line = verify_or_terminate(client, n, agreement_message, agreement_id, broker_key);
           if (!line) return line.status();
           if (!line->empty()) note(*line);
           verification_sent = !line->empty();

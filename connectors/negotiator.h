@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "connectors/channel.h"
 #include "connectors/client.h"
 #include "protocol/negotiation_messages.h"
+#include "provenance/signing.h"
 
 namespace dsx::connectors {
 
@@ -44,6 +46,7 @@ class Responder {
  private:
   Client& client_;
   const std::vector<AutoAcceptRule> rules_;
+  std::optional<provenance::PublicKey> broker_key_;  // read at the first agreement
 };
 
 struct FollowOptions {

@@ -100,7 +100,8 @@ TEST_CASE("a negotiation from the command line: serve, negotiate --wait, agreeme
   INFO(verified.out);
   CHECK(verified.status == 0);
   CHECK(verified.out.find(pid + ": agreement urn:uuid:") != std::string::npos);
-  CHECK(verified.out.find("checked (hash), verification sent") != std::string::npos);
+  CHECK(verified.out.find("checked (hash, broker's signature), verification sent") !=
+        std::string::npos);
 
   // With the provider serving, negotiate --wait goes all the way.
   auto serve = start_dsx({"connector", "serve", "--config", (dir / "acme.json").string(), "--state",

@@ -87,6 +87,8 @@ TEST_CASE("a negotiation runs to FINALIZED with a signed agreement in the log", 
   REQUIRE(canonical);
   CHECK(a["sha256"] == dsx::to_hex(dsx::provenance::sha256(*canonical)));
   const json key = body(call(*auditor, "GET", "/audit/public-key"));
+  // Every participant may read the key (connectors check agreements with it).
+  CHECK(body(call(*leiden, "GET", "/audit/public-key")) == key);
   auto public_key = dsx::provenance::PublicKey::from_pem(key["publicKey"].get<std::string>());
   REQUIRE(public_key);
   CHECK(a["signature"]["keyId"] == key["keyId"]);

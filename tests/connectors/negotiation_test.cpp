@@ -13,10 +13,12 @@
 #include <set>
 
 #include "certs/ca.h"
+#include "common/hex.h"
 #include "connectors/channel.h"
 #include "connectors/negotiator.h"
 #include "protocol/negotiation_messages.h"
 #include "provenance/canonical_json.h"
+#include "provenance/signing.h"
 
 namespace fs = std::filesystem;
 namespace conn = dsx::connectors;
@@ -34,17 +36,33 @@ json agreement() {
       {"leftOperand": "purpose", "operator": "eq", "rightOperand": "https://w3id.org/dpv#AcademicResearch"}]}]})");
 }
 
-json agreement_message(const std::string& sha256) {
-  json m = dsx::protocol::to_json(dsx::protocol::ContractAgreementMessage{
-      "urn:uuid:p", "urn:uuid:c", agreement(), std::nullopt});
-  m["dsx:agreementSha256"] = sha256;
-  m["dsx:signature"] = {{"keyId", "k1"}, {"value", "c2ln"}};
-  return m;
-}
-
 fs::path temp_dir() {
   char tmpl[] = "/tmp/dsx-connector-test-XXXXXX";
   return mkdtemp(tmpl);
+}
+
+// A broker's signing key, as the broker makes one (in a fresh folder, removed on destruction).
+struct BrokerKey {
+  fs::path dir = temp_dir();
+  dsx::provenance::SigningKey key =
+      *dsx::provenance::SigningKey::load_or_create((dir / "log.key").string());
+  ~BrokerKey() { fs::remove_all(dir); }
+  // The broker's dsx:signature over `agreement`'s canonical JSON.
+  json sign(const json& agreement) const {
+    auto canonical = dsx::provenance::canonical_json(agreement);
+    REQUIRE(canonical);
+    return {{"keyId", key.public_key().key_id()},
+            {"algorithm", "Ed25519"},
+            {"value", dsx::to_hex(key.sign(*canonical))}};
+  }
+};
+
+json agreement_message(const std::string& sha256, const BrokerKey& signer) {
+  json m = dsx::protocol::to_json(dsx::protocol::ContractAgreementMessage{
+      "urn:uuid:p", "urn:uuid:c", agreement(), std::nullopt});
+  m["dsx:agreementSha256"] = sha256;
+  m["dsx:signature"] = signer.sign(agreement());
+  return m;
 }
 
 }  // namespace
@@ -78,15 +96,19 @@ TEST_CASE("a contract request is a valid DSP message with the dsx extensions", "
   CHECK_FALSE(again.contains("dsx:context"));
 }
 
-TEST_CASE("an agreement checks when its hash is that of its canonical JSON", "[connectors]") {
+TEST_CASE(
+    "an agreement checks when its hash is that of its canonical JSON and the broker signed it",
+    "[connectors]") {
+  const BrokerKey broker;
+  const dsx::provenance::PublicKey& key = broker.key.public_key();
   auto sha = conn::agreement_sha256(agreement());
   REQUIRE(sha);
   CHECK(sha->size() == 64);
-  auto ok = conn::check_agreement_message(agreement_message(*sha));
+  auto ok = conn::check_agreement_message(agreement_message(*sha, broker), key);
   INFO(ok.status().message());
   REQUIRE(ok);
   CHECK(ok->sha256 == *sha);
-  CHECK(ok->signature["keyId"] == "k1");
+  CHECK(ok->signature["keyId"] == key.key_id());
   CHECK(ok->message.agreement == agreement());
   // The same bytes in another member order and spacing hash the same (RFC 8785).
   json reordered = json::parse(agreement().dump(4));
@@ -94,24 +116,72 @@ TEST_CASE("an agreement checks when its hash is that of its canonical JSON", "[c
 
   std::string wrong = *sha;
   wrong[0] = wrong[0] == '0' ? '1' : '0';
-  auto bad = conn::check_agreement_message(agreement_message(wrong));
+  auto bad = conn::check_agreement_message(agreement_message(wrong, broker), key);
   REQUIRE_FALSE(bad);
   CHECK(bad.status().message().find("is not the SHA-256 of the agreement's canonical JSON") !=
         std::string::npos);
-  json tampered = agreement_message(*sha);
+  json tampered = agreement_message(*sha, broker);
   tampered["agreement"]["assignee"] = "urn:dsx:participant:mallory";
-  CHECK_FALSE(conn::check_agreement_message(tampered));
-  json unhashed = agreement_message(*sha);
+  CHECK_FALSE(conn::check_agreement_message(tampered, key));
+  json unhashed = agreement_message(*sha, broker);
   unhashed.erase("dsx:agreementSha256");
-  CHECK(conn::check_agreement_message(unhashed).status().message() ==
+  CHECK(conn::check_agreement_message(unhashed, key).status().message() ==
         "dsx:agreementSha256: missing (the agreement's hash)");
-  json no_timestamp = agreement_message(*sha);
+  json no_timestamp = agreement_message(*sha, broker);
   no_timestamp["agreement"].erase("timestamp");
-  CHECK_FALSE(conn::check_agreement_message(no_timestamp));
+  CHECK_FALSE(conn::check_agreement_message(no_timestamp, key));
 
-  CHECK(conn::check_agreement_record({{"agreement", agreement()}, {"sha256", *sha}}));
-  CHECK_FALSE(conn::check_agreement_record({{"agreement", agreement()}, {"sha256", wrong}}));
-  CHECK_FALSE(conn::check_agreement_record({{"sha256", *sha}}));
+  CHECK(conn::check_agreement_record(
+      {{"agreement", agreement()}, {"sha256", *sha}, {"signature", broker.sign(agreement())}},
+      key));
+  CHECK_FALSE(conn::check_agreement_record(
+      {{"agreement", agreement()}, {"sha256", wrong}, {"signature", broker.sign(agreement())}},
+      key));
+  CHECK_FALSE(conn::check_agreement_record({{"sha256", *sha}}, key));
+}
+
+TEST_CASE("an agreement whose signature is not the broker's does not check", "[connectors]") {
+  const BrokerKey broker, other;
+  const dsx::provenance::PublicKey& key = broker.key.public_key();
+  auto sha = conn::agreement_sha256(agreement());
+  REQUIRE(sha);
+  auto message_failing = [&](json m) {
+    auto r = conn::check_agreement_message(m, key);
+    REQUIRE_FALSE(r);
+    return r.status().message();
+  };
+  json m = agreement_message(*sha, broker);
+
+  json unsigned_message = m;
+  unsigned_message.erase("dsx:signature");
+  CHECK(message_failing(unsigned_message) == "dsx:signature: missing (the broker's signature)");
+  // Signed by another key, named as such or as the broker's.
+  json foreign = m;
+  foreign["dsx:signature"] = other.sign(agreement());
+  CHECK(message_failing(foreign).find("is not the broker's key") != std::string::npos);
+  foreign["dsx:signature"]["keyId"] = key.key_id();
+  CHECK(message_failing(foreign).find("does not verify") != std::string::npos);
+  // The broker's signature over something else: a changed agreement with a matching hash.
+  json changed = m;
+  changed["agreement"]["assignee"] = "urn:dsx:participant:mallory";
+  changed["dsx:agreementSha256"] = *conn::agreement_sha256(changed["agreement"]);
+  CHECK(message_failing(changed).find("does not verify") != std::string::npos);
+  json flipped = m;
+  std::string value = flipped["dsx:signature"]["value"];
+  value[10] = value[10] == '0' ? '1' : '0';
+  flipped["dsx:signature"]["value"] = value;
+  CHECK(message_failing(flipped).find("does not verify") != std::string::npos);
+  json not_hex = m;
+  not_hex["dsx:signature"]["value"] = "zz";
+  CHECK(message_failing(not_hex) == "dsx:signature.value: expected hex");
+  json other_algorithm = m;
+  other_algorithm["dsx:signature"]["algorithm"] = "ES256";
+  CHECK(message_failing(other_algorithm) == "dsx:signature.algorithm: expected Ed25519");
+  // The record form names its own members.
+  auto record = conn::check_agreement_record(
+      {{"agreement", agreement()}, {"sha256", *sha}, {"signature", other.sign(agreement())}}, key);
+  REQUIRE_FALSE(record);
+  CHECK(record.message().find("signature.keyId") == 0);
 }
 
 TEST_CASE("auto-accept rules are read strictly and matched in order", "[connectors]") {
