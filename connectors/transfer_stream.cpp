@@ -425,58 +425,90 @@ void UploadPool::reap_locked() {
   }
 }
 
-void UploadPool::end_locked(std::unique_lock<std::mutex>& lock, const std::string& key) {
-  for (Worker& w : workers_)
-    if (w.key == key) w.stopping = true;
-  finished_.wait(lock, [&] {
-    return std::none_of(workers_.begin(), workers_.end(),
-                        [&](const Worker& w) { return w.key == key && !w.done; });
-  });
-  reap_locked();
+bool UploadPool::runs_locked(const std::string& key) const {
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [&](const Worker& w) { return w.key == key && !w.done; });
 }
 
-void UploadPool::start(const std::string& key, Job job) {
-  std::unique_lock lock(mutex_);
-  end_locked(lock, key);
-  finished_.wait(lock, [&] {
-    reap_locked();
-    return workers_.size() < max_running_ || stopping_;
-  });
-  if (stopping_) return;
-  Worker& w = workers_.emplace_back();
-  w.key = key;
-  try {
-    w.thread = std::thread([this, &w, job = std::move(job)] {
-      job(Client::connect(config_), w.stopping);
-      std::lock_guard done_lock(mutex_);
-      w.done = true;
-      finished_.notify_all();
-    });
-  } catch (...) {  // no thread: no worker
-    workers_.pop_back();
-    throw;
+void UploadPool::launch_locked(bool rethrow) {
+  size_t running = 0;
+  for (const Worker& w : workers_)
+    running += w.done ? 0 : 1;
+  for (auto it = queued_.begin(); it != queued_.end() && running < max_running_ && !stopping_;) {
+    if (runs_locked(it->key)) {
+      ++it;
+      continue;
+    }
+    Worker& w = workers_.emplace_back();
+    w.key = it->key;
+    try {
+      w.thread = std::thread([this, &w, job = std::move(it->job)] {
+        job(Client::connect(config_), w.stopping);
+        std::lock_guard done_lock(mutex_);
+        for (auto& then : w.then)
+          then();  // before another job of this key can begin
+        w.then.clear();
+        w.done = true;
+        launch_locked(false);
+        finished_.notify_all();
+      });
+    } catch (...) {  // no thread: no worker, and the job stays queued for the next chance
+      workers_.pop_back();
+      if (rethrow) throw;
+      return;
+    }
+    it = queued_.erase(it);
+    ++running;
   }
 }
 
-void UploadPool::end(const std::string& key) {
-  std::unique_lock lock(mutex_);
-  end_locked(lock, key);
+void UploadPool::start(const std::string& key, Job job) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  for (Worker& w : workers_)
+    if (w.key == key) w.stopping = true;
+  std::erase_if(queued_, [&](const Queued& q) { return q.key == key; });
+  queued_.push_back({key, std::move(job)});
+  reap_locked();
+  launch_locked(true);
+}
+
+void UploadPool::end(const std::string& key, std::function<void()> then) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(queued_, [&](const Queued& q) { return q.key == key; });
+  Worker* running = nullptr;
+  for (Worker& w : workers_)
+    if (w.key == key && !w.done) {
+      w.stopping = true;
+      running = &w;
+    }
+  if (!then) return;
+  if (running)
+    running->then.push_back(std::move(then));
+  else
+    then();
 }
 
 void UploadPool::stop() {
   std::lock_guard lock(mutex_);
   stopping_ = true;
+  queued_.clear();
   for (Worker& w : workers_)
     w.stopping = true;
-  finished_.notify_all();  // a start() waiting for a free place gives up
+  finished_.notify_all();
 }
 
 bool UploadPool::wait_for(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return finished_.wait_for(lock, timeout, [&] {
     reap_locked();
-    return workers_.empty();
+    return workers_.empty() && queued_.empty();
   });
+}
+
+size_t UploadPool::queued() const {
+  std::lock_guard lock(mutex_);
+  return queued_.size();
 }
 
 size_t UploadPool::running() const {
@@ -536,16 +568,24 @@ Result<std::string> TransferResponder::handle(const Event& event) {
         });
     return what + ": uploading";
   }
-  // An upload of a transfer that ended has nothing left to do (and must not write its state
-  // again after it is removed below).
-  if (options_.uploads && (type == "transfer.completed" || type == "transfer.terminated"))
-    options_.uploads->end(pid);
-  std::error_code ec;
+  // An upload of a transfer that ended has nothing left to do: it is asked to end, and its
+  // sealer state is removed once it has returned (it must not write the state again after).
+  const fs::path state_file = sealer_state_file(options_.state_dir, pid);
+  auto forget = [state_file] {
+    std::error_code ec;
+    fs::remove(state_file, ec);
+  };
+  auto forget_when_ended = [&] {
+    if (options_.uploads)
+      options_.uploads->end(pid, forget);
+    else
+      forget();
+  };
   if (type == "transfer.completed") {
     std::string line = "transfer " + pid + ": COMPLETED";
     // The receipt should sign the manifest this connector sent.
     const json receipt = event.body.value("message", json()).value("dsx:receipt", json());
-    auto state = read_json_file(sealer_state_file(options_.state_dir, pid));
+    auto state = read_json_file(state_file);
     if (receipt.is_object() && state) {
       auto signed_doc = certs::parse_signed_document(receipt);
       auto manifest = certs::parse_signed_document(state->value("manifest", json()));
@@ -553,11 +593,11 @@ Result<std::string> TransferResponder::handle(const Event& event) {
                   ? "; the receipt is for the manifest sent"
                   : "; the receipt is NOT for the manifest sent";
     }
-    fs::remove(sealer_state_file(options_.state_dir, pid), ec);
+    forget_when_ended();
     return line;
   }
   if (type == "transfer.terminated") {
-    fs::remove(sealer_state_file(options_.state_dir, pid), ec);
+    forget_when_ended();
     return "transfer " + pid + ": TERMINATED: " + joined(reasons_of(event.body));
   }
   if (type == "transfer.suspended")

@@ -53,9 +53,11 @@ Result<std::map<std::string, std::filesystem::path>> parse_datasets(
 
 // Threads for the provider's uploads, at most `max_running` at once, each job with a Client of
 // its own (connected with `config`) and a key (the transfer's providerPid): at most one job per
-// key runs, a new one first stops the old one and waits for it (a resume replaces an upload in
-// flight). Owned by whoever runs the channel loop, so that uploads outlive a TransferResponder
-// rebuilt after a lost connection. Thread-safe.
+// key runs; a new one first stops the old one and begins once it has returned (a resume replaces
+// an upload in flight). start() and end() never wait for uploads: the channel loop that calls them
+// goes on with other events (a contract request to approve, say) while uploads run, queue for a
+// place, or wait for the broker to pair them. Owned by whoever runs the channel loop, so that
+// uploads outlive a TransferResponder rebuilt after a lost connection. Thread-safe.
 class UploadPool {
  public:
   // What a job gets: its own connection (or why there is none), and a flag that turns true when
@@ -70,17 +72,22 @@ class UploadPool {
   UploadPool(const UploadPool&) = delete;
   UploadPool& operator=(const UploadPool&) = delete;
 
-  // Ends the job of `key`, if one runs (end()), then runs `job` on a new thread, first waiting
-  // while max_running jobs run (backpressure on the caller: the channel loop). Finished threads
-  // are joined here. Nothing runs after stop().
+  // Asks the job of `key` to end, if one runs, replaces a queued one, and queues `job`: it runs
+  // on a thread of its own once no other job of `key` runs and fewer than max_running do, in the
+  // order queued. Finished threads are joined here. Nothing runs after stop().
   void start(const std::string& key, Job job);
-  // Asks the job of `key` to end and waits until it has.
-  void end(const std::string& key);
-  // Asks every job to end; start() after stop() runs nothing.
+  // Asks the job of `key` to end (a queued one is dropped) and runs `then`, if given, once none
+  // runs: here when none does, else on the job's thread as it returns, before another job of
+  // `key` can begin. `then` runs with the pool's lock held: short, no call into the pool, no
+  // throw.
+  void end(const std::string& key, std::function<void()> then = {});
+  // Asks every job to end and drops the queued ones; start() after stop() runs nothing.
   void stop();
-  // Waits until every job started so far has returned, or `timeout` passed; whether they have.
+  // Waits until no job started so far runs or waits for a place, or `timeout` passed; whether
+  // none does.
   bool wait_for(std::chrono::milliseconds timeout);
   size_t running() const;
+  size_t queued() const;
 
  private:
   struct Worker {
@@ -88,10 +95,17 @@ class UploadPool {
     std::thread thread;
     std::atomic<bool> stopping{false};
     bool done = false;
+    std::vector<std::function<void()>> then;  // end()'s, run as it returns
   };
-  void reap_locked();
-  // Stops the unfinished worker of `key` and waits for it; `lock` holds mutex_.
-  void end_locked(std::unique_lock<std::mutex>& lock, const std::string& key);
+  struct Queued {
+    std::string key;
+    Job job;
+  };
+  bool runs_locked(const std::string& key) const;
+  // Starts the queued jobs that may run now (never joins: worker threads call it too). A thread
+  // that cannot be created leaves its job queued; `rethrow`: and the error goes to the caller.
+  void launch_locked(bool rethrow);
+  void reap_locked();  // joins the finished threads; not from a worker's thread
 
   const ClientConfig config_;
   const size_t max_running_;
@@ -99,6 +113,7 @@ class UploadPool {
   std::condition_variable finished_;
   bool stopping_ = false;
   std::list<Worker> workers_;
+  std::list<Queued> queued_;
 };
 
 struct ProviderOptions {

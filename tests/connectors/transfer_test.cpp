@@ -317,7 +317,7 @@ TEST_CASE("with CERT_DIR/crl.pem, a manifest or key binding of a revoked certifi
   CHECK(foreign.status().message().find("cannot be used") != std::string::npos);
 }
 
-TEST_CASE("the upload pool runs one job per transfer, and stops and waits for them",
+TEST_CASE("the upload pool runs one job per transfer, never makes its caller wait, and stops",
           "[connectors][transfer]") {
   conn::ClientConfig nowhere;
   nowhere.cert_dir = "/nonexistent";  // each job gets a connection error, which it ignores
@@ -329,6 +329,19 @@ TEST_CASE("the upload pool runs one job per transfer, and stops and waits for th
     std::lock_guard lock(m);
     events.push_back(std::move(e));
   };
+  auto happened = [&](const std::string& e) {
+    std::lock_guard lock(m);
+    return std::find(events.begin(), events.end(), e) != events.end();
+  };
+  auto at = [&](const std::string& e) {
+    std::lock_guard lock(m);
+    return std::find(events.begin(), events.end(), e) - events.begin();
+  };
+  auto eventually = [&](auto condition) {
+    for (int i = 0; i < 5000 && !condition(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return condition();
+  };
   // A job that runs until told to stop, saying when it began and how it ended.
   auto until_stopped = [&](std::string name) {
     return [&, name](dsx::Result<std::unique_ptr<conn::Client>> client,
@@ -337,30 +350,51 @@ TEST_CASE("the upload pool runs one job per transfer, and stops and waits for th
       note(name + " began");
       while (!stopping)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // slow to end
       note(name + " stopped");
     };
   };
   pool.start("t1", until_stopped("a"));
   pool.start("t2", until_stopped("b"));
-  for (int i = 0; i < 500 && pool.running() < 2; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  CHECK(pool.running() == 2);
-  // A second job of t1 replaces the first: the first has ended before it begins.
+  CHECK(eventually([&] { return pool.running() == 2; }));
+  // Both places taken: a third transfer queues, and start() returns at once.
+  pool.start("t3", until_stopped("d"));
+  CHECK(pool.queued() == 1);
+  CHECK_FALSE(happened("d began"));
+  // A second job of t1 replaces the first: it begins once the first has returned, and it does
+  // not jump the queue (t3 was first).
   pool.start("t1", until_stopped("c"));
-  CHECK_FALSE(pool.wait_for(std::chrono::milliseconds(20)));
-  pool.end("t2");
-  {
-    std::lock_guard lock(m);
-    const auto at = [&](const std::string& e) {
-      return std::find(events.begin(), events.end(), e) - events.begin();
-    };
-    CHECK(at("a stopped") < at("c began"));
-    CHECK(at("b stopped") < static_cast<long>(events.size()));
-  }
+  CHECK(eventually([&] { return happened("a stopped"); }));
+  CHECK(eventually([&] { return happened("d began"); }));
+  CHECK(pool.running() == 2);
+  CHECK(pool.queued() == 1);  // c: b and d hold the places
+  // end() does not wait, and its `then` runs once the job has returned, before another of its
+  // key could begin.
+  std::atomic<bool> forgotten{false};
+  pool.end("t2", [&] {
+    note("t2 forgotten");
+    forgotten = true;
+  });
+  CHECK_FALSE(forgotten);
+  CHECK(eventually([&] { return forgotten.load(); }));
+  CHECK(at("b stopped") < at("t2 forgotten"));
+  CHECK(eventually([&] { return happened("c began"); }));
+  CHECK(at("a stopped") < at("c began"));
+  // Nothing of t2 runs: `then` at once.
+  bool at_once = false;
+  pool.end("t2", [&] { at_once = true; });
+  CHECK(at_once);
+  // A queued job that is ended never runs.
+  pool.start("t4", until_stopped("e"));
+  CHECK(pool.queued() == 1);
+  pool.end("t4");
+  CHECK(pool.queued() == 0);
+  CHECK_FALSE(pool.wait_for(std::chrono::milliseconds(20)));  // c and d run
   pool.stop();
   CHECK(pool.wait_for(std::chrono::seconds(10)));
   CHECK(pool.running() == 0);
   CHECK(connected == 0);
+  CHECK_FALSE(happened("e began"));
   // Nothing runs after stop().
   std::atomic<bool> ran{false};
   pool.start("t3", [&](auto, const std::atomic<bool>&) { ran = true; });
