@@ -57,6 +57,11 @@ std::string iri_of(const json& v) {
   return {};
 }
 
+// An offer's id: its uid or @id.
+std::string offer_id_of(const json& offer) {
+  return iri_of(offer.contains("uid") ? offer["uid"] : offer["@id"]);
+}
+
 HttpResponse bad(std::string reason) {
   return error_response(400, "Error", "invalid-dataset", {std::move(reason)});
 }
@@ -116,8 +121,39 @@ Status Catalog::load() {
     entry->dsp = dsp_dataset(*entry, service_id()).dump();
     order_.push_back(entry);
     by_id_[entry->id] = entry;
+    index_offers_locked(entry);  // in publication order: an id stored twice keeps the first
   }
   return Status::ok();
+}
+
+void Catalog::index_offers_locked(const std::shared_ptr<const Entry>& e) {
+  const json& offers = e->doc["offers"];
+  for (size_t i = 0; i < offers.size(); ++i)
+    offers_.emplace(offer_id_of(offers[i]), OfferSlot{e, i});
+}
+
+void Catalog::unindex_offers_locked(const Entry& e) {
+  for (const json& offer : e.doc["offers"])
+    if (auto it = offers_.find(offer_id_of(offer));
+        it != offers_.end() && it->second.entry.get() == &e)
+      offers_.erase(it);
+}
+
+std::optional<std::string> Catalog::offer_conflict(const Entry& e) const {
+  const json& offers = e.doc["offers"];
+  std::shared_lock lock(mutex_);
+  for (size_t i = 0; i < offers.size(); ++i) {
+    const std::string id = offer_id_of(offers[i]);
+    const std::string where = "offers[" + std::to_string(i) + "]";
+    for (size_t k = 0; k < i; ++k)
+      if (offer_id_of(offers[k]) == id)
+        return where + ": the offer id " + id + " is also offers[" + std::to_string(k) +
+               "]'s; each offer needs its own";
+    if (auto it = offers_.find(id); it != offers_.end() && it->second.entry->id != e.id)
+      return where + ": the offer id " + id + " is already an offer of dataset " +
+             it->second.entry->id + "; give this offer another (or none, and the broker makes one)";
+  }
+  return std::nullopt;
 }
 
 void Catalog::add_routes(Router& router) {
@@ -242,7 +278,7 @@ HttpResponse Catalog::store_and_log(std::shared_ptr<const Entry> e, const Caller
   record.subjects.push_back(e->id);
   json offers = json::array();
   for (const json& o : e->doc["offers"]) {
-    const std::string oid = iri_of(o.contains("uid") ? o["uid"] : o["@id"]);
+    const std::string oid = offer_id_of(o);
     record.subjects.push_back(oid);
     auto canon = provenance::canonical_json(o);
     offers.push_back({{"id", oid}, {"sha256", canon ? sha256_hex(*canon) : ""}});
@@ -260,12 +296,14 @@ HttpResponse Catalog::store_and_log(std::shared_ptr<const Entry> e, const Caller
     std::unique_lock lock(mutex_);
     auto it = by_id_.find(entry->id);
     if (it != by_id_.end()) {
+      unindex_offers_locked(*it->second);
       std::replace(order_.begin(), order_.end(), it->second, std::shared_ptr<const Entry>(entry));
       it->second = entry;
     } else {
       order_.push_back(entry);
       by_id_[entry->id] = entry;
     }
+    index_offers_locked(entry);
   }
   json body = entry->doc;
   body["provenance"] = {{"index", receipt->index}, {"leafHash", to_hex(receipt->leaf_hash)}};
@@ -289,6 +327,7 @@ HttpResponse Catalog::publish(const HttpRequest& r, const Caller& c) {
   } else {
     id = "urn:dsx:dataset:" + random_uuid();
   }
+  std::lock_guard write(write_mutex_);
   {
     std::shared_lock lock(mutex_);
     if (by_id_.count(id))
@@ -298,6 +337,8 @@ HttpResponse Catalog::publish(const HttpRequest& r, const Caller& c) {
   auto built = build(doc, c, id);
   if (auto* reply = std::get_if<HttpResponse>(&built)) return std::move(*reply);
   auto entry = std::const_pointer_cast<Entry>(std::get<std::shared_ptr<const Entry>>(built));
+  if (auto conflict = offer_conflict(*entry))
+    return error_response(409, "Error", "offer-id-taken", {*conflict});
   const std::string now = format_rfc3339(clock_.now());
   entry->doc["issued"] = now;
   entry->doc["modified"] = now;
@@ -305,6 +346,7 @@ HttpResponse Catalog::publish(const HttpRequest& r, const Caller& c) {
 }
 
 HttpResponse Catalog::update(const HttpRequest& r, const Caller& c, const std::string& id) {
+  std::lock_guard write(write_mutex_);
   std::shared_ptr<const Entry> old;
   {
     std::shared_lock lock(mutex_);
@@ -320,12 +362,15 @@ HttpResponse Catalog::update(const HttpRequest& r, const Caller& c, const std::s
   auto built = build(doc, c, id);
   if (auto* reply = std::get_if<HttpResponse>(&built)) return std::move(*reply);
   auto entry = std::const_pointer_cast<Entry>(std::get<std::shared_ptr<const Entry>>(built));
+  if (auto conflict = offer_conflict(*entry))
+    return error_response(409, "Error", "offer-id-taken", {*conflict});
   entry->doc["issued"] = old->doc.value("issued", format_rfc3339(clock_.now()));
   entry->doc["modified"] = format_rfc3339(clock_.now());
   return store_and_log(entry, c, true);
 }
 
 HttpResponse Catalog::withdraw(const Caller& c, const std::string& id) {
+  std::lock_guard write(write_mutex_);
   std::shared_ptr<const Entry> old;
   {
     std::shared_lock lock(mutex_);
@@ -345,6 +390,7 @@ HttpResponse Catalog::withdraw(const Caller& c, const std::string& id) {
   auto receipt = log_.append(record);
   {
     std::unique_lock lock(mutex_);
+    unindex_offers_locked(*old);
     by_id_.erase(id);
     order_.erase(std::remove(order_.begin(), order_.end(), old), order_.end());
   }
@@ -386,26 +432,16 @@ std::unique_ptr<Catalog::Probe> Catalog::probe(const Caller& c) const {
 }
 
 std::optional<Catalog::Offer> Catalog::find_offer(const std::string& offer_id) const {
-  std::shared_ptr<const Entry> found;
-  size_t index = 0;
+  OfferSlot slot;
   {
     std::shared_lock lock(mutex_);
-    for (const auto& e : order_) {
-      const json& offers = e->doc["offers"];
-      for (size_t i = 0; i < offers.size(); ++i) {
-        const json& o = offers[i];
-        if (iri_of(o.contains("uid") ? o["uid"] : o["@id"]) == offer_id) {
-          found = e;
-          index = i;
-          break;
-        }
-      }
-      if (found) break;
-    }
+    auto it = offers_.find(offer_id);
+    if (it == offers_.end()) return std::nullopt;
+    slot = it->second;
   }
-  if (!found) return std::nullopt;
-  return Offer{offer_id, found->id, found->provider, found->doc["offers"][index],
-               std::shared_ptr<const policy::Policy>(found, &found->offers[index])};
+  const Entry& e = *slot.entry;
+  return Offer{offer_id, e.id, e.provider, e.doc["offers"][slot.index],
+               std::shared_ptr<const policy::Policy>(slot.entry, &e.offers[slot.index])};
 }
 
 bool Catalog::visible(const Entry& e, const Caller& c, const Probe* p) const {

@@ -63,8 +63,8 @@ class Catalog {
   };
   // The offer `offer_id` of an active dataset; nullopt when there is none. Not filtered by
   // visibility: a consumer that names an offer it could never obtain gets the policy's reasons
-  // from the negotiation, which is more use to it than a 404. A scan of the active datasets
-  // under the shared lock.
+  // from the negotiation, which is more use to it than a 404. An index lookup under the shared
+  // lock. An offer id names one offer of one dataset: publishing another with it is refused.
   std::optional<Offer> find_offer(const std::string& offer_id) const;
 
   struct Entry;  // one dataset with its compiled offers
@@ -84,6 +84,13 @@ class Catalog {
                                                                  const Caller& provider,
                                                                  const std::string& id);
   HttpResponse store_and_log(std::shared_ptr<const Entry> e, const Caller& c, bool is_update);
+  // Why `e`'s offer ids cannot be published (one taken by another dataset, or repeated in `e`);
+  // nullopt when they can. Under write_mutex_.
+  std::optional<std::string> offer_conflict(const Entry& e) const;
+  // Adds `e`'s offers to offers_ (an id already there keeps its offer) / removes them; under
+  // mutex_, exclusively.
+  void index_offers_locked(const std::shared_ptr<const Entry>& e);
+  void unindex_offers_locked(const Entry& e);
   std::unique_ptr<Probe> probe(const Caller& c) const;
   bool visible(const Entry& e, const Caller& c, const Probe* p) const;
   std::string service_id() const { return "urn:dsx:service:" + broker_id_; }
@@ -95,9 +102,17 @@ class Catalog {
   const Clock& clock_;
   const std::string broker_id_;
 
-  mutable std::shared_mutex mutex_;                  // guards order_ and by_id_
+  // One publication, update or withdrawal at a time, so that checking ids (the dataset's, its
+  // offers') and acting on the check are one step. Taken before mutex_.
+  std::mutex write_mutex_;
+  mutable std::shared_mutex mutex_;                  // guards order_, by_id_ and offers_
   std::vector<std::shared_ptr<const Entry>> order_;  // publication order
   std::unordered_map<std::string, std::shared_ptr<const Entry>> by_id_;
+  struct OfferSlot {
+    std::shared_ptr<const Entry> entry;
+    size_t index = 0;  // in entry->doc["offers"] and entry->offers
+  };
+  std::unordered_map<std::string, OfferSlot> offers_;  // by offer id
 
   std::mutex seen_mutex_;                 // guards seen_
   std::unordered_set<std::string> seen_;  // participant id + certificate fingerprint

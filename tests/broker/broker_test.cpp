@@ -24,6 +24,7 @@
 #include "certs/ca.h"
 #include "common/clock.h"
 #include "connectors/client.h"
+#include "connectors/negotiation.h"
 #include "provenance/proof.h"
 #include "tests/broker/space.h"
 #include "tests/run_dsx.h"
@@ -226,6 +227,80 @@ TEST_CASE("a published dataset appears in the catalog in the DSP shape", "[broke
                 .status == 200);
     CHECK(body(call(*leiden, "POST", "/catalog/request", kCatalogRequest))["dataset"].empty());
   }
+}
+
+TEST_CASE("an offer id names one offer of one dataset", "[broker][catalog]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto bmw = s.client("bmw");
+  auto with_offer_ids = [](const std::string& id, std::vector<std::string> offer_ids) {
+    json d = json::parse(dataset(id, "Titled", json::array({"DE", "NL"})));
+    json offers = json::array();
+    for (const std::string& oid : offer_ids) {
+      json o = d["offers"][0];
+      o["@id"] = oid;
+      offers.push_back(o);
+    }
+    d["offers"] = offers;
+    return d.dump();
+  };
+  REQUIRE(call(*acme, "POST", "/management/datasets",
+               with_offer_ids("urn:dsx:dataset:a", {"urn:dsx:offer:one"}))
+              .status == 201);
+  // Another dataset, of another provider or the same one, cannot take the id: a consumer that
+  // asks for urn:dsx:offer:one must get acme's dataset a.
+  for (auto* who : {&bmw, &acme}) {
+    Reply taken = call(**who, "POST", "/management/datasets",
+                       with_offer_ids("urn:dsx:dataset:b", {"urn:dsx:offer:one"}));
+    CHECK(taken.status == 409);
+    CHECK(body(taken)["code"] == "409:offer-id-taken");
+    CHECK(taken.body.find("already an offer of dataset urn:dsx:dataset:a") != std::string::npos);
+  }
+  Reply twice =
+      call(*bmw, "POST", "/management/datasets",
+           with_offer_ids("urn:dsx:dataset:b", {"urn:dsx:offer:two", "urn:dsx:offer:two"}));
+  CHECK(twice.status == 409);
+  CHECK(twice.body.find("offers[1]: the offer id urn:dsx:offer:two is also offers[0]'s") !=
+        std::string::npos);
+  // The dataset itself keeps its ids through an update, and may add offers.
+  CHECK(call(*acme, "PUT", "/management/datasets/urn:dsx:dataset:a",
+             with_offer_ids("urn:dsx:dataset:a", {"urn:dsx:offer:one", "urn:dsx:offer:three"}))
+            .status == 200);
+  // An id an update drops, or a withdrawal frees, is free again.
+  CHECK(call(*acme, "PUT", "/management/datasets/urn:dsx:dataset:a",
+             with_offer_ids("urn:dsx:dataset:a", {"urn:dsx:offer:three"}))
+            .status == 200);
+  CHECK(call(*bmw, "POST", "/management/datasets",
+             with_offer_ids("urn:dsx:dataset:b", {"urn:dsx:offer:one"}))
+            .status == 201);
+  CHECK(call(*bmw, "POST", "/management/datasets",
+             with_offer_ids("urn:dsx:dataset:c", {"urn:dsx:offer:three"}))
+            .status == 409);
+  REQUIRE(call(*acme, "DELETE", "/management/datasets/urn:dsx:dataset:a").status == 200);
+  CHECK(call(*bmw, "POST", "/management/datasets",
+             with_offer_ids("urn:dsx:dataset:c", {"urn:dsx:offer:three"}))
+            .status == 201);
+  // A contract request for an offer reaches the dataset that holds it now.
+  auto leiden = s.client("leiden");
+  for (const auto& [offer, dataset_id] : {std::pair{"urn:dsx:offer:one", "urn:dsx:dataset:b"},
+                                          std::pair{"urn:dsx:offer:three", "urn:dsx:dataset:c"}}) {
+    dsx::connectors::ContractRequest r;
+    r.offer_id = offer;
+    Reply requested = call(*leiden, "POST", "/negotiations/request",
+                           dsx::connectors::contract_request_message(r).dump());
+    REQUIRE(requested.status == 201);
+    const std::string pid = body(requested)["providerPid"];
+    json listed = body(call(*bmw, "GET", "/management/negotiations"));
+    bool found = false;
+    for (const json& n : listed["negotiations"])
+      if (n["providerPid"] == pid) found = n["dataset"] == dataset_id;
+    CHECK(found);
+  }
+  CHECK(
+      call(
+          *leiden, "POST", "/negotiations/request",
+          dsx::connectors::contract_request_message({"urn:dsx:offer:gone", "", nullptr, ""}).dump())
+          .status == 400);
 }
 
 TEST_CASE("the catalog pages with Link headers and filters by keyword and text",
