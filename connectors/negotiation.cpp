@@ -164,15 +164,20 @@ const json* member(const json& object, const char* name) {
 Result<provenance::PublicKey> broker_signing_key(Client& client) {
   auto answer = json_answer(send(client, "GET", "/audit/public-key"));
   if (!answer) return answer.status();
-  if (auto* refusal = std::get_if<Refusal>(&*answer))
-    return Status::invalid_argument("the broker's signing key: " + refusal->summary);
+  if (auto* refusal = std::get_if<Refusal>(&*answer)) {
+    // Busy or failing (429, 5xx): worth another try, like a transport failure.
+    const std::string why = "the broker's signing key: " + refusal->summary;
+    if (refusal->status == 429 || refusal->status >= 500) return Status::failed_precondition(why);
+    return Status::invalid_argument(why);
+  }
   const json& doc = std::get<json>(*answer);
   const json* pem = member(doc, "publicKey");
   if (!pem || !pem->is_string())
     return Status::invalid_argument("the broker's signing key: no publicKey in its answer");
   auto key = provenance::PublicKey::from_pem(pem->get<std::string>());
   if (!key) return Status::invalid_argument("the broker's signing key: " + key.status().message());
-  if (doc.value("keyId", "") != key->key_id())
+  const json* key_id = member(doc, "keyId");
+  if (!key_id || *key_id != key->key_id())
     return Status::invalid_argument("the broker's signing key: its keyId is not the key's");
   return key;
 }
@@ -197,10 +202,14 @@ Status check(const json& agreement, const json* claimed, const json* signature,
   const std::string name(signature_member);
   if (!signature || !signature->is_object())
     return Status::invalid_argument(name + ": missing (the broker's signature)");
-  if (signature->value("algorithm", "") != "Ed25519")
+  const json* algorithm = member(*signature, "algorithm");
+  if (!algorithm || *algorithm != "Ed25519")
     return Status::invalid_argument(name + ".algorithm: expected Ed25519");
-  if (signature->value("keyId", "") != key.key_id())
-    return Status::invalid_argument(name + ".keyId " + signature->value("keyId", "") +
+  const json* key_id = member(*signature, "keyId");
+  if (!key_id || !key_id->is_string())
+    return Status::invalid_argument(name + ".keyId: expected the id of the broker's key");
+  if (*key_id != key.key_id())
+    return Status::invalid_argument(name + ".keyId " + key_id->get<std::string>() +
                                     " is not the broker's key (" + key.key_id() + ")");
   const json* value = member(*signature, "value");
   std::optional<std::vector<uint8_t>> bytes;

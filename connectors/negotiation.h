@@ -73,8 +73,9 @@ JsonAnswer retire_agreement(Client& client, std::string_view agreement_id,
 
 // The broker's signing key (GET /audit/public-key: the provenance log's Ed25519 key, which also
 // signs agreements), read over the caller's authenticated connection; its key id is checked
-// against the key. A transport failure is failed_precondition (as for every call here); a
-// refusal or an unreadable key is invalid_argument.
+// against the key. A transport failure, or a refusal worth another try (429, 5xx), is
+// failed_precondition (as for every call here); another refusal (an older broker that gives the
+// key to auditors only: 403) or an unreadable key is invalid_argument.
 Result<provenance::PublicKey> broker_signing_key(Client& client);
 
 // What a consumer checks of an agreement before verifying it: that the hash the broker sent is

@@ -441,9 +441,11 @@ void UploadPool::launch_locked(bool rethrow) {
     }
     Worker& w = workers_.emplace_back();
     w.key = it->key;
+    w.job = std::move(it->job);
     try {
-      w.thread = std::thread([this, &w, job = std::move(it->job)] {
-        job(Client::connect(config_), w.stopping);
+      w.thread = std::thread([this, &w] {
+        w.job(Client::connect(config_), w.stopping);
+        w.job = nullptr;  // its captures go now, not when the worker is reaped
         std::lock_guard done_lock(mutex_);
         for (auto& then : w.then)
           then();  // before another job of this key can begin
@@ -453,6 +455,7 @@ void UploadPool::launch_locked(bool rethrow) {
         finished_.notify_all();
       });
     } catch (...) {  // no thread: no worker, and the job stays queued for the next chance
+      it->job = std::move(w.job);
       workers_.pop_back();
       if (rethrow) throw;
       return;

@@ -92,6 +92,7 @@ class UploadPool {
  private:
   struct Worker {
     std::string key;
+    Job job;  // touched by its thread only, once it exists
     std::thread thread;
     std::atomic<bool> stopping{false};
     bool done = false;
@@ -103,7 +104,8 @@ class UploadPool {
   };
   bool runs_locked(const std::string& key) const;
   // Starts the queued jobs that may run now (never joins: worker threads call it too). A thread
-  // that cannot be created leaves its job queued; `rethrow`: and the error goes to the caller.
+  // that cannot be created leaves its job queued, for the next start() or job's end to try
+  // again; `rethrow`: and the error goes to the caller.
   void launch_locked(bool rethrow);
   void reap_locked();  // joins the finished threads; not from a worker's thread
 

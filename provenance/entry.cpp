@@ -59,6 +59,7 @@ void PreparedEntry::with_seq(uint64_t seq, std::string& out) const {
 std::string PreparedEntry::without_seq() const {
   // text[0, seq_at) ends with ,"seq": (7 bytes), and the rest begins with ,"subjects":
   constexpr size_t kSeqMember = 7;
+  if (seq_at < kSeqMember || seq_at > text.size()) return std::string();  // not from prepare()
   const std::string_view view(text);
   std::string out;
   out.reserve(text.size());

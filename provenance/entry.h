@@ -38,7 +38,8 @@ struct PreparedEntry {
   // The same into `out` (its old content replaced), so a writer can reuse one buffer.
   void with_seq(uint64_t seq, std::string& out) const;
   // The canonical JSON of the entry without its "seq" member (the log assigns it): what a
-  // caller keeps, e.g. in an outbox, until the log has the entry.
+  // caller keeps, e.g. in an outbox, until the log has the entry. Empty for a PreparedEntry that
+  // prepare() did not make.
   std::string without_seq() const;
 };
 

@@ -296,6 +296,8 @@ class Log::Impl final : public TreeReader {
 
   void append_async(PreparedEntry prepared, AppendCallback done,
                     std::chrono::milliseconds may_wait) {
+    if (prepared.text.empty() || prepared.seq_at == 0 || prepared.seq_at > prepared.text.size())
+      return done(Status::invalid_argument("the entry was not prepared (provenance::prepare)"));
     bool wake = false;
     {
       std::unique_lock lock(queue_mutex_);

@@ -21,6 +21,7 @@
 #include <thread>
 #include <utility>
 
+#include "broker/store.h"
 #include "certs/ca.h"
 #include "common/clock.h"
 #include "connectors/client.h"
@@ -301,6 +302,58 @@ TEST_CASE("an offer id names one offer of one dataset", "[broker][catalog]") {
           *leiden, "POST", "/negotiations/request",
           dsx::connectors::contract_request_message({"urn:dsx:offer:gone", "", nullptr, ""}).dump())
           .status == 400);
+}
+
+TEST_CASE("an offer id that an older store holds twice passes to the other dataset",
+          "[broker][catalog]") {
+  // Stores written before offer ids were kept unique may hold one in two active datasets: the
+  // first published keeps it, and when it is withdrawn, the other takes it.
+  dsx::broker::BrokerConfig c;
+  char tmpl[] = "/tmp/dsx-broker-offers-XXXXXX";
+  const fs::path keep = mkdtemp(tmpl);
+  c.data_dir = keep / "data";
+  auto with_offer = [](const std::string& id) {
+    json d = json::parse(dataset(id, "Twice", json::array({"DE", "NL"})));
+    d["offers"][0]["@id"] = "urn:dsx:offer:twice";
+    return d.dump();
+  };
+  {
+    Space s(c);
+    REQUIRE(
+        call(*s.client("acme"), "POST", "/management/datasets", with_offer("urn:dsx:dataset:first"))
+            .status == 201);
+  }
+  {  // the second dataset as an older broker would have stored it
+    auto store = dsx::broker::open_sqlite_store((c.data_dir / "broker.db").string());
+    REQUIRE(store);
+    auto first = (*store)->active_datasets();
+    REQUIRE(first);
+    REQUIRE(first->size() == 1);
+    json second = json::parse(first->front().body);
+    second["id"] = "urn:dsx:dataset:second";
+    second["offers"][0]["target"] = "urn:dsx:dataset:second";
+    REQUIRE((*store)->put_dataset(
+        {"urn:dsx:dataset:second", "urn:dsx:participant:acme", second.dump(), 0}));
+  }
+  Space s(c);
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  auto dataset_of_request = [&]() -> std::string {
+    dsx::connectors::ContractRequest r;
+    r.offer_id = "urn:dsx:offer:twice";
+    Reply requested = call(*leiden, "POST", "/negotiations/request",
+                           dsx::connectors::contract_request_message(r).dump());
+    if (requested.status != 201) return "status " + std::to_string(requested.status);
+    const std::string pid = body(requested)["providerPid"];
+    const json listed = body(call(*acme, "GET", "/management/negotiations"));
+    for (const json& n : listed["negotiations"])
+      if (n["providerPid"] == pid) return n["dataset"];
+    return "not listed: " + listed.dump();
+  };
+  CHECK(dataset_of_request() == "urn:dsx:dataset:first");
+  REQUIRE(call(*acme, "DELETE", "/management/datasets/urn:dsx:dataset:first").status == 200);
+  CHECK(dataset_of_request() == "urn:dsx:dataset:second");
+  fs::remove_all(keep);
 }
 
 TEST_CASE("the catalog pages with Link headers and filters by keyword and text",

@@ -177,6 +177,12 @@ TEST_CASE("an agreement whose signature is not the broker's does not check", "[c
   json other_algorithm = m;
   other_algorithm["dsx:signature"]["algorithm"] = "ES256";
   CHECK(message_failing(other_algorithm) == "dsx:signature.algorithm: expected Ed25519");
+  other_algorithm["dsx:signature"]["algorithm"] = 25519;  // wrong types are errors, not throws
+  CHECK(message_failing(other_algorithm) == "dsx:signature.algorithm: expected Ed25519");
+  json numbered_key = m;
+  numbered_key["dsx:signature"]["keyId"] = 7;
+  CHECK(message_failing(numbered_key) ==
+        "dsx:signature.keyId: expected the id of the broker's key");
   // The record form names its own members.
   auto record = conn::check_agreement_record(
       {{"agreement", agreement()}, {"sha256", *sha}, {"signature", other.sign(agreement())}}, key);

@@ -321,10 +321,10 @@ TEST_CASE("the upload pool runs one job per transfer, never makes its caller wai
           "[connectors][transfer]") {
   conn::ClientConfig nowhere;
   nowhere.cert_dir = "/nonexistent";  // each job gets a connection error, which it ignores
-  conn::UploadPool pool(nowhere, 2);
   std::mutex m;
   std::vector<std::string> events;
   std::atomic<int> connected{0};  // no Catch macro on the pool's threads: it is not thread-safe
+  std::atomic<bool> b_may_end{false};
   auto note = [&](std::string e) {
     std::lock_guard lock(m);
     events.push_back(std::move(e));
@@ -348,12 +348,12 @@ TEST_CASE("the upload pool runs one job per transfer, never makes its caller wai
                      const std::atomic<bool>& stopping) {
       if (client) ++connected;
       note(name + " began");
-      while (!stopping)
+      while (!stopping || (name == "b" && !b_may_end))  // b ends when the test says
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // slow to end
       note(name + " stopped");
     };
   };
+  conn::UploadPool pool(nowhere, 2);  // declared last: its threads use what is above
   pool.start("t1", until_stopped("a"));
   pool.start("t2", until_stopped("b"));
   CHECK(eventually([&] { return pool.running() == 2; }));
@@ -375,7 +375,8 @@ TEST_CASE("the upload pool runs one job per transfer, never makes its caller wai
     note("t2 forgotten");
     forgotten = true;
   });
-  CHECK_FALSE(forgotten);
+  CHECK_FALSE(forgotten);  // b has not ended yet
+  b_may_end = true;
   CHECK(eventually([&] { return forgotten.load(); }));
   CHECK(at("b stopped") < at("t2 forgotten"));
   CHECK(eventually([&] { return happened("c began"); }));

@@ -552,6 +552,13 @@ TEST_CASE("a prepared entry is logged as the entry itself, and reads back withou
   auto text = log->entry_text(receipt->index);
   REQUIRE(text);
   CHECK(*text == *canonical(e));  // the bytes append_async(Entry) would have written
+
+  // What prepare() did not make is refused, and has no text without seq.
+  CHECK(PreparedEntry{}.without_seq().empty());
+  std::promise<dsx::Result<Receipt>> refused;
+  log->append_async(PreparedEntry{}, [&](dsx::Result<Receipt> r) { refused.set_value(r); });
+  CHECK_FALSE(refused.get_future().get());
+  CHECK(log->size() == 1);
 }
 
 TEST_CASE("the WAL is copied back while the log is open and stays bounded", "[log][wal]") {
