@@ -1,5 +1,6 @@
 #include "provenance/log.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -400,14 +401,20 @@ TEST_CASE("appends that returned survive SIGKILL at random moments", "[log][cras
       _exit(127);
     }
     close(out[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
+    // The kill comes at a random moment once the writer acknowledges appends: not a time from
+    // its start, which a slow start (a sanitizer build on a busy machine) may not reach.
+    std::string printed;
+    char buf[65536];
+    ssize_t n = 0;
+    pollfd first{out[0], POLLIN, 0};
+    while (printed.find('\n') == std::string::npos && poll(&first, 1, 60'000) == 1 &&
+           (n = read(out[0], buf, sizeof buf)) > 0)
+      printed.append(buf, static_cast<size_t>(n));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 250));
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status));
-    std::string printed;
-    char buf[65536];
-    ssize_t n;
     while ((n = read(out[0], buf, sizeof buf)) > 0)
       printed.append(buf, static_cast<size_t>(n));
     close(out[0]);
