@@ -133,24 +133,19 @@ void Catalog::index_offers_locked(const std::shared_ptr<const Entry>& e) {
 }
 
 void Catalog::unindex_offers_locked(const Entry& e) {
-  for (const json& offer : e.doc["offers"]) {
-    const std::string id = offer_id_of(offer);
-    auto it = offers_.find(id);
-    if (it == offers_.end() || it->second.entry.get() != &e) continue;
-    offers_.erase(it);
-    // A store written before offer ids were kept unique may have another dataset with this id:
-    // the next in publication order takes it, as the scan that find_offer once was would have.
-    for (const auto& other : order_) {
-      if (other.get() == &e) continue;
-      const json& offers = other->doc["offers"];
-      for (size_t i = 0; i < offers.size(); ++i)
-        if (offer_id_of(offers[i]) == id) {
-          offers_.emplace(id, OfferSlot{other, i});
-          break;
-        }
-      if (offers_.count(id)) break;
+  bool erased = false;
+  for (const json& offer : e.doc["offers"])
+    if (auto it = offers_.find(offer_id_of(offer));
+        it != offers_.end() && it->second.entry.get() == &e) {
+      offers_.erase(it);
+      erased = true;
     }
-  }
+  // A store written before offer ids were kept unique may have another dataset with a freed id:
+  // indexing the others again gives it to the first of them in publication order, as the scan
+  // that find_offer once was would have (rare: an update or a withdrawal).
+  if (erased)
+    for (const auto& other : order_)
+      if (other.get() != &e) index_offers_locked(other);
 }
 
 std::optional<std::string> Catalog::offer_conflict(const Entry& e) const {
