@@ -184,7 +184,7 @@ std::optional<std::string> check_offer(json& offer, const StoredNegotiation& n) 
 json build_agreement(const json& offer, const StoredNegotiation& n, Instant now) {
   json a = offer;
   a.erase("uid");
-  a["@id"] = "urn:uuid:" + random_uuid();
+  a["@id"] = "urn:uuid:" + time_ordered_uuid();
   a["@type"] = "Agreement";
   a["target"] = n.dataset;
   a["assigner"] = n.provider;
@@ -408,7 +408,7 @@ HttpResponse Negotiations::request(const HttpRequest& r, const Caller& c) {
 
   const Instant now = clock_.now();
   StoredNegotiation n;
-  n.provider_pid = "urn:uuid:" + random_uuid();
+  n.provider_pid = "urn:uuid:" + time_ordered_uuid();
   n.consumer_pid = cpid;
   n.consumer = me;
   n.provider = offer->provider;

@@ -38,6 +38,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <initializer_list>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -110,6 +111,15 @@ class Connection {
       it = cache_.emplace(sql, s).first;
     }
     return Stmt(it->second);
+  }
+
+  // One statement, prepared once (the committer's BEGIN, SAVEPOINT, COMMIT... run thousands of
+  // times a second; sqlite3_exec would compile each again).
+  Status run(const std::string& sql) {
+    Stmt s = prepare(sql);
+    const int rc = s.step();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return error(sql);
+    return Status::ok();
   }
 
   Status exec(const char* sql) {
@@ -351,19 +361,18 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<uint64_t>> commit(const Transition& t) override {
-    Waiter w{&t, std::nullopt};
+    Waiter w{&t, std::nullopt, {}};
     std::unique_lock lock(queue_mutex_);
     if (closing_) return Status::failed_precondition("broker store: closing");
     queue_.push_back(&w);
     work_.notify_one();
-    done_.wait(lock, [&] { return w.result.has_value(); });
+    w.done.wait(lock, [&] { return w.result.has_value(); });
     return std::move(*w.result);
   }
 
   Status log_entry_done(uint64_t id) override {
     std::lock_guard lock(queue_mutex_);
-    if (dropped_.insert(id).second) drop_entries_.push_back(id);
-    work_.notify_one();
+    if (dropped_.insert(id).second) queue_deletion(drop_entries_, id);
     return Status::ok();
   }
 
@@ -431,14 +440,26 @@ class SqliteStore final : public Store {
   bool drop(uint64_t id) {
     std::lock_guard lock(queue_mutex_);
     if (!acked_.insert(id).second) return false;
-    drop_events_.push_back(id);
-    work_.notify_one();
+    queue_deletion(drop_events_, id);
     return true;
   }
 
+  // With queue_mutex_ held. Only the first deletion since the last batch wakes the committer:
+  // it then waits kLazyDeletes for a transition by itself, and the deletions after it would
+  // each wake it for nothing (six log entries and four acknowledgements per negotiation).
+  void queue_deletion(std::vector<uint64_t>& list, uint64_t id) {
+    const bool first = drop_entries_.empty() && drop_events_.empty();
+    list.push_back(id);
+    if (first) work_.notify_one();
+  }
+
+  // A transition waiting in commit(). The committer wakes each waiter of its batch alone: one
+  // condition variable for all of them woke every waiting worker at every commit, most of them
+  // to find their transition still queued.
   struct Waiter {
     const Transition* transition;
     std::optional<Result<std::vector<uint64_t>>> result;  // set by the committer
+    std::condition_variable done;                         // with queue_mutex_
   };
 
   // A read connection, locked for as long as the lease lives.
@@ -498,7 +519,6 @@ class SqliteStore final : public Store {
         drop_entries_.insert(drop_entries_.end(), entries.begin(), entries.end());
         drop_events_.insert(drop_events_.end(), events.begin(), events.end());
       }
-      done_.notify_all();
     }
   }
 
@@ -551,14 +571,14 @@ class SqliteStore final : public Store {
     {
       std::lock_guard lock(write_mutex_);
       const bool durable = !batch.empty();
-      if (!durable) committed = writer_.exec("PRAGMA synchronous=NORMAL");
-      if (committed) committed = writer_.exec("BEGIN IMMEDIATE");
+      if (!durable) committed = writer_.run("PRAGMA synchronous=NORMAL");
+      if (committed) committed = writer_.run("BEGIN IMMEDIATE");
       if (committed) {
         for (Waiter* w : batch) {
-          (void)writer_.exec("SAVEPOINT transition");
+          (void)writer_.run("SAVEPOINT transition");
           results.push_back(write_transition(*w->transition));
-          if (!results.back()) (void)writer_.exec("ROLLBACK TO transition");
-          (void)writer_.exec("RELEASE transition");
+          if (!results.back()) (void)writer_.run("ROLLBACK TO transition");
+          (void)writer_.run("RELEASE transition");
         }
         for (uint64_t id : entries) {
           Connection::Stmt s = writer_.prepare("DELETE FROM log_outbox WHERE id = ?");
@@ -570,10 +590,10 @@ class SqliteStore final : public Store {
           s.int64(1, id);
           if (s.step() != SQLITE_DONE) committed = writer_.error("dropping an event");
         }
-        if (committed) committed = writer_.exec("COMMIT");
-        if (!committed) (void)writer_.exec("ROLLBACK");
+        if (committed) committed = writer_.run("COMMIT");
+        if (!committed) (void)writer_.run("ROLLBACK");
       }
-      if (!durable) (void)writer_.exec("PRAGMA synchronous=FULL");
+      if (!durable) (void)writer_.run("PRAGMA synchronous=FULL");
     }
     if (committed) {
       std::vector<StoredEvent> written;
@@ -592,6 +612,9 @@ class SqliteStore final : public Store {
         batch[i]->result = results[i].status();
       else
         batch[i]->result = std::move(results[i]->log_ids);
+      // Under the lock that guards the result: once it is released, the waiter may see its
+      // result, return, and take its condition variable with it.
+      batch[i]->done.notify_one();
     }
     return committed;
   }
@@ -716,6 +739,26 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // "INSERT INTO table(columns) VALUES(?, ...) ON CONFLICT(key) DO UPDATE SET c = excluded.c"
+  // for each of `changing`. A transition writes a row that usually exists already; the upsert
+  // changes it where it lies and leaves the indexes of the columns it does not assign alone.
+  // INSERT OR REPLACE deleted the row and inserted it again: a new rowid and every index entry
+  // rewritten, each a page of its own in the WAL (ids are random), about 30 pages written per
+  // negotiation (docs/performance.md, "Contract negotiation").
+  static std::string upsert(const char* table, const char* columns, const char* key,
+                            std::initializer_list<const char*> changing) {
+    std::string sql = std::string("INSERT INTO ") + table + "(" + columns + ") VALUES(?";
+    for (const char* c = columns; *c; ++c)
+      if (*c == ',') sql += ", ?";
+    sql += std::string(") ON CONFLICT(") + key + ") DO UPDATE SET ";
+    const char* sep = "";
+    for (const char* c : changing) {
+      sql += std::string(sep) + c + " = excluded." + c;
+      sep = ", ";
+    }
+    return sql;
+  }
+
   // What write_transition wrote: the ids of its log entries, its events with their ids.
   struct Written {
     std::vector<uint64_t> log_ids;
@@ -727,9 +770,10 @@ class SqliteStore final : public Store {
     Written out;
     Connection& w = writer_;
     if (const StoredNegotiation* n = t.negotiation) {
-      const std::string sql = std::string("INSERT OR REPLACE INTO negotiations(") +
-                              kNegotiationColumns +
-                              ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      static const std::string sql =
+          upsert("negotiations", kNegotiationColumns, "provider_pid",
+                 {"dataset", "offer", "catalog_offer", "purpose", "context", "state",
+                  "agreement_id", "reason", "last_message", "last_sender", "updated"});
       Connection::Stmt s = w.prepare(sql);
       int i = 0;
       for (const std::string* v :
@@ -742,8 +786,9 @@ class SqliteStore final : public Store {
       if (s.step() != SQLITE_DONE) return w.error("writing negotiation " + n->provider_pid);
     }
     if (const StoredAgreement* a = t.agreement) {
-      const std::string sql = std::string("INSERT OR REPLACE INTO agreements(") +
-                              kAgreementColumns + ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      static const std::string sql =
+          upsert("agreements", kAgreementColumns, "id",
+                 {"body", "sha256", "signature", "retired", "retired_reason", "retired_at"});
       Connection::Stmt s = w.prepare(sql);
       int i = 0;
       for (const std::string* v : {&a->id, &a->provider_pid, &a->dataset, &a->provider,
@@ -756,8 +801,10 @@ class SqliteStore final : public Store {
       if (s.step() != SQLITE_DONE) return w.error("writing agreement " + a->id);
     }
     if (const StoredTransfer* x = t.transfer) {
-      const std::string sql = std::string("INSERT OR REPLACE INTO transfers(") + kTransferColumns +
-                              ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      static const std::string sql =
+          upsert("transfers", kTransferColumns, "provider_pid",
+                 {"agreement_id", "dataset", "state", "reason", "last_message", "last_sender",
+                  "manifest", "receipt", "relayed_sha256", "from_chunk", "updated"});
       Connection::Stmt s = w.prepare(sql);
       int i = 0;
       for (const std::string* v :
@@ -810,7 +857,7 @@ class SqliteStore final : public Store {
   std::atomic<size_t> next_reader_{0};
 
   std::mutex queue_mutex_;  // guards everything below, and every Waiter's result
-  std::condition_variable work_, done_;
+  std::condition_variable work_;
   std::vector<Waiter*> queue_;                    // transitions waiting for the committer
   std::vector<uint64_t> drop_entries_;            // outbox entries to delete (in the log)
   std::vector<uint64_t> drop_events_;             // acknowledged events to delete

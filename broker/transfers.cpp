@@ -369,7 +369,7 @@ HttpResponse Transfers::request(const HttpRequest& r, const Caller& c) {
 
   const Instant now = clock_.now();
   StoredTransfer x;
-  x.provider_pid = "urn:uuid:" + random_uuid();
+  x.provider_pid = "urn:uuid:" + time_ordered_uuid();
   x.consumer_pid = cpid;
   x.consumer = me;
   x.provider = a.provider;

@@ -34,7 +34,7 @@ Refusal refusal_of(const Reply& reply) {
 }
 
 std::string new_process_id() {
-  return "urn:uuid:" + random_uuid();
+  return "urn:uuid:" + time_ordered_uuid();
 }
 
 json contract_request_message(const ContractRequest& r) {

@@ -124,3 +124,64 @@ TEST_CASE("reading events skips acknowledged ones and still fills the page", "[s
   REQUIRE(rest);
   CHECK(rest->size() == 40);
 }
+
+TEST_CASE("a transition rewrites its rows in place and never takes another's consumer pid",
+          "[store]") {
+  TempDir dir("dsx-store-test");
+  auto opened = dsx::broker::open_sqlite_store((dir.path / "broker.db").string());
+  REQUIRE(opened);
+  dsx::broker::Store& store = **opened;
+  auto commit = [&](const dsx::broker::StoredNegotiation& n,
+                    const dsx::broker::StoredAgreement* a = nullptr) {
+    dsx::broker::Transition t;
+    t.negotiation = &n;
+    t.agreement = a;
+    return store.commit(t);
+  };
+
+  auto n = negotiation(1, 10);
+  REQUIRE(commit(n));
+  n.state = "AGREED";
+  n.agreement_id = "urn:uuid:a-1";
+  n.last_message = R"({"@type":"ContractAgreementMessage"})";
+  dsx::broker::StoredAgreement a;
+  a.id = n.agreement_id;
+  a.provider_pid = n.provider_pid;
+  a.dataset = n.dataset;
+  a.provider = n.provider;
+  a.consumer = n.consumer;
+  a.body = "{}";
+  REQUIRE(commit(n, &a));
+  a.retired = true;
+  a.retired_reason = "licence withdrawn";
+  REQUIRE(commit(n, &a));
+
+  auto read = store.negotiation(n.provider_pid);
+  REQUIRE(read);
+  REQUIRE(*read);
+  CHECK((*read)->state == "AGREED");
+  CHECK((*read)->agreement_id == "urn:uuid:a-1");
+  CHECK((*read)->last_message == n.last_message);
+  auto by_consumer = store.negotiation_by_consumer_pid(n.consumer, n.consumer_pid);
+  REQUIRE(by_consumer);
+  REQUIRE(*by_consumer);
+  CHECK((*by_consumer)->provider_pid == n.provider_pid);
+  auto agreement = store.agreement("urn:uuid:a-1");
+  REQUIRE(agreement);
+  REQUIRE(*agreement);
+  CHECK((*agreement)->retired);
+  CHECK((*agreement)->retired_reason == "licence withdrawn");
+
+  // Another negotiation claiming the same consumer pid fails alone; the first one stays.
+  // (INSERT OR REPLACE used to delete the first to make room.)
+  auto other = negotiation(2, 10);
+  other.consumer_pid = n.consumer_pid;
+  CHECK_FALSE(commit(other));
+  auto still = store.negotiation(n.provider_pid);
+  REQUIRE(still);
+  CHECK(*still);
+  auto gone = store.negotiation(other.provider_pid);
+  REQUIRE(gone);
+  CHECK_FALSE(*gone);
+  CHECK(commit(negotiation(3, 10)));  // and the store goes on
+}

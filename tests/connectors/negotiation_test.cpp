@@ -81,7 +81,7 @@ TEST_CASE("a contract request is a valid DSP message with the dsx extensions", "
   CHECK_FALSE(parsed->provider_pid);
   CHECK(
       std::regex_match(parsed->consumer_pid,
-                       std::regex("urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                       std::regex("urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                                   "[0-9a-f]{12}")));
   CHECK(m["dsx:purpose"] == r.purpose);
   CHECK(m["dsx:context"]["dsx:attr/project"] == "cohort-7");
