@@ -44,6 +44,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "broker/on_pool.h"
 #include "broker/transfers.h"
 #include "common/base64.h"
 #include "common/hex.h"
@@ -245,13 +246,10 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
     offer.from_chunk = from->value_or(0);
   }
 
-  // optional: co_spawn needs a default-constructible result.
-  std::optional<Result<DataAccess>> access = co_await asio::co_spawn(
-      workers_,
-      [&]() -> awaitable<std::optional<Result<DataAccess>>> {
-        co_return authority_.data_access(caller, *pid, is_upload);
-      },
-      use_awaitable);
+  // optional: on_pool needs a default-constructible result.
+  std::optional<Result<DataAccess>> access = co_await on_pool(workers_, [&] {
+    return std::optional<Result<DataAccess>>(authority_.data_access(caller, *pid, is_upload));
+  });
   if (!*access) {
     const Status s = access->status();
     if (s.code() == Status::Code::kNotFound) co_return refuse(404, "not-found", s.message());
@@ -375,13 +373,9 @@ awaitable<void> Relays::watch(Caller caller, std::string provider_pid, uint64_t 
     p->watch_timer->expires_after(kWatchInterval);
     co_await p->watch_timer->async_wait(kTuple);
     if (p->over) co_return;
-    // optional: co_spawn needs a default-constructible result.
-    std::optional<Result<DataAccess>> access = co_await asio::co_spawn(
-        workers_,
-        [&]() -> awaitable<std::optional<Result<DataAccess>>> {
-          co_return authority_.data_access(caller, provider_pid, true);
-        },
-        use_awaitable);
+    std::optional<Result<DataAccess>> access = co_await on_pool(workers_, [&] {
+      return std::optional<Result<DataAccess>>(authority_.data_access(caller, provider_pid, true));
+    });
     if (p->over) co_return;
     if (!*access) {
       // Not STARTED, or gone: the relay ends. A failure to look (the store busy or failing) is
@@ -455,13 +449,10 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   metrics_.relay_ended();
 
-  std::optional<Status> recorded = co_await asio::co_spawn(
-      workers_,
-      [&]() -> awaitable<std::optional<Status>> {
-        co_return authority_.record_relay(provider_pid, offer.from_chunk, bytes, sha256,
-                                          offer.manifest_json, complete);
-      },
-      use_awaitable);
+  std::optional<Status> recorded = co_await on_pool(workers_, [&] {
+    return std::optional<Status>(authority_.record_relay(provider_pid, offer.from_chunk, bytes,
+                                                         sha256, offer.manifest_json, complete));
+  });
   const bool ended = !complete && !p->ended.empty();
   log_relay(provider_pid, offer, bytes, ms, sha256,
             complete      ? "complete"

@@ -24,6 +24,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "broker/on_pool.h"
 #include "broker/relay.h"
 #include "broker/store.h"
 #include "broker/tls_stream.h"
@@ -230,13 +231,7 @@ class Server::Impl {
       crl_timer_.expires_after(std::chrono::milliseconds(config_.crl_check_interval_ms));
       auto [ec] = co_await crl_timer_.async_wait(kTuple);
       if (ec || stopping_) co_return;
-      co_await asio::co_spawn(
-          workers_,
-          [this]() -> awaitable<void> {
-            reload_crl();
-            co_return;
-          },
-          use_awaitable);
+      co_await on_pool(workers_.get_executor(), [this] { reload_crl(); });
     }
   }
 
@@ -470,10 +465,8 @@ class Server::Impl {
       if (Status s = parse_target(request.target, request); !s) {
         response = refusal(400, "bad-target", s.message());
       } else {
-        response = co_await asio::co_spawn(
-            workers_,
-            [&]() -> awaitable<HttpResponse> { co_return run_route(request, caller, route); },
-            use_awaitable);
+        response = co_await on_pool(workers_.get_executor(),
+                                    [&] { return run_route(request, caller, route); });
       }
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -502,13 +495,9 @@ class Server::Impl {
     if (outcome.reply && outcome.status >= 400 && outcome.status < 500) {
       // Into the provenance log like every other route's refusals (Router::handle does it
       // for those), on a worker: the log append blocks.
-      co_await asio::co_spawn(
-          workers_,
-          [&]() -> awaitable<void> {
-            router_.report_refusal(caller, request, *outcome.reply, outcome.route);
-            co_return;
-          },
-          use_awaitable);
+      co_await on_pool(workers_.get_executor(), [&] {
+        router_.report_refusal(caller, request, *outcome.reply, outcome.route);
+      });
     }
     if (!outcome.reply) co_return outcome.keep_alive;
     co_return co_await send(stream, *outcome.reply, header.version(), outcome.keep_alive);
@@ -582,13 +571,11 @@ class Server::Impl {
         events_->ack_delivered(*id);
         continue;
       }
-      // optional: co_spawn needs a default-constructible result.
-      std::optional<Result<bool>> acked = co_await asio::co_spawn(
-          workers_,
-          [this, &participant, id]() -> awaitable<std::optional<Result<bool>>> {
-            co_return events_->ack(participant, *id);
-          },
-          use_awaitable);
+      // optional: on_pool needs a default-constructible result.
+      std::optional<Result<bool>> acked =
+          co_await on_pool(workers_.get_executor(), [this, &participant, id] {
+            return std::optional<Result<bool>>(events_->ack(participant, *id));
+          });
       if (!*acked) log_channel("channel.ack_failed", participant, acked->status().message());
     }
     state->closed = true;
@@ -666,13 +653,11 @@ class Server::Impl {
       if (state->behind) {
         // Pushes from here on are queued; the read sees whatever was committed before it.
         state->behind = false;
-        std::optional<Result<std::vector<StoredEvent>>> batch = co_await asio::co_spawn(
-            workers_,
-            [this, &participant,
-             sent]() -> awaitable<std::optional<Result<std::vector<StoredEvent>>>> {
-              co_return events_->read(participant, sent, kBatch);
-            },
-            use_awaitable);
+        std::optional<Result<std::vector<StoredEvent>>> batch =
+            co_await on_pool(workers_.get_executor(), [this, &participant, sent] {
+              return std::optional<Result<std::vector<StoredEvent>>>(
+                  events_->read(participant, sent, kBatch));
+            });
         if (!*batch) {
           log_channel("channel.read_failed", participant, (*batch).status().message());
           break;
