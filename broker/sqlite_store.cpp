@@ -47,6 +47,7 @@
 #include <unordered_set>
 
 #include "broker/store.h"
+#include "provenance/sqlite_setup.h"
 
 namespace dsx::broker {
 namespace {
@@ -63,9 +64,13 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // NOMUTEX: a Connection is used by one thread at a time (its owner locks), so SQLite's own
+  // mutex on every call would only add cost.
   Status open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK)
+    provenance::configure_sqlite();
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
       return error("opening " + path);
     sqlite3_busy_timeout(db_, 5000);
     return Status::ok();

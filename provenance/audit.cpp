@@ -14,6 +14,7 @@
 #include "provenance/checkpoint.h"
 #include "provenance/log.h"
 #include "provenance/merkle.h"
+#include "provenance/sqlite_setup.h"
 
 namespace dsx::provenance {
 namespace {
@@ -28,6 +29,7 @@ class Reader {
   }
   Status open(const std::string& path) {
     // One thread per connection: no per-connection mutex.
+    configure_sqlite();
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK)
       return Status::invalid_argument(path + ": cannot open: " + sqlite3_errmsg(db_));

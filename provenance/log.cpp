@@ -53,6 +53,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "provenance/sqlite_setup.h"
+
 namespace dsx::provenance {
 namespace {
 
@@ -183,6 +185,7 @@ class Log::Impl final : public TreeReader {
     // NOMUTEX on every connection: each is used by one thread at a time (the writer's by the
     // writer thread after open, the reader's under read_mutex_db_, the checkpointer's by its
     // thread), so SQLite's own per-call mutex would only add cost.
+    configure_sqlite();
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK)
