@@ -73,8 +73,12 @@ class Negotiations {
   const Clock& clock_;
   const std::string broker_id_;  // the actor of the broker's own entries
 
-  // One is held across each read-decide-commit of a negotiation (and of its agreement).
-  static constexpr size_t kStripes = 64;
+  // One is held across each read-decide-commit of a negotiation (and of its agreement), so
+  // across a durable commit. Two negotiations that hash to the same stripe wait for each other:
+  // with 58 requests in flight (the negotiation bench) and 64 stripes, more than half of them
+  // shared a stripe with another (1 - (63/64)^57), and the workers blocked about 1,000 times a
+  // second on these locks. With 4096 (160 KB of mutexes), about 1.4 %.
+  static constexpr size_t kStripes = 4096;
   std::array<std::mutex, kStripes> stripes_;
 };
 

@@ -75,7 +75,9 @@ class Transfers {
   const Clock& clock_;
   const std::string broker_id_;
 
-  static constexpr size_t kStripes = 64;
+  // As Negotiations' stripes: one is held across a durable commit, so two transfers sharing one
+  // wait for each other's fsync. Transfers are fewer at once than negotiations.
+  static constexpr size_t kStripes = 1024;
   std::array<std::mutex, kStripes> stripes_;
 };
 
