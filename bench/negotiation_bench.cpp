@@ -81,8 +81,9 @@ struct Options {
   uint64_t warmup = 500;
   uint64_t baseline = 1500;  // negotiations of the naive baseline, per rep
   uint64_t reps = 3;
-  uint64_t workers = 0;  // the broker's worker threads; 0: its default
-  uint64_t alone = 600;  // negotiations by one consumer alone, after the rounds; 0: none
+  uint64_t workers = 0;     // the broker's worker threads; 0: its default
+  uint64_t io_threads = 0;  // the broker's I/O threads; 0: its default
+  uint64_t alone = 600;     // negotiations by one consumer alone, after the rounds; 0: none
   std::string dir;
 };
 
@@ -484,6 +485,7 @@ void run(const Options& o) {
   const Pki pki = make_pki(tmp.path(), o.consumers);
   broker::BrokerConfig settings;
   if (o.workers) settings.worker_threads = static_cast<uint32_t>(o.workers);
+  if (o.io_threads) settings.io_threads = static_cast<uint32_t>(o.io_threads);
   InProcessBroker broker(settings, pki.broker, pki.ca, tmp.path() / "data");
   const broker::BrokerConfig& config = broker.config();
   publish(broker.port(), pki);
@@ -573,7 +575,7 @@ void run(const Options& o) {
 
 constexpr const char* kUsage =
     "usage: dsx_negotiation_bench [--quick] [--reps=N] [--consumers=N] [--approvers=N]\n"
-    "         [--negotiations=N] [--warmup=N] [--baseline=N] [--workers=N]\n"
+    "         [--negotiations=N] [--warmup=N] [--baseline=N] [--workers=N] [--io-threads=N]\n"
     "         [--alone=N] [--dir=PATH]\n"
     "  --consumers     concurrent consumers, each its own certificate (default 50)\n"
     "  --approvers     the provider's approving threads (default 8)\n"
@@ -581,6 +583,7 @@ constexpr const char* kUsage =
     "  --warmup        untimed negotiations first (default 500)\n"
     "  --baseline      negotiations of the naive SQLite baseline per round (default 1500)\n"
     "  --workers       the broker's worker threads (default: as `dsx broker`)\n"
+    "  --io-threads    the broker's I/O threads (default: as `dsx broker`)\n"
     "  --alone         then negotiations by one consumer alone, for the latency of one\n"
     "                  negotiation (default 600; 0: none)\n"
     "  --quick         1500 negotiations, 200 warm-up, 500 baseline, 300 alone, 1 round\n"
@@ -621,6 +624,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
       ok = parse_u64(value, o.baseline);
     } else if (name == "--workers") {
       ok = parse_u64(value, o.workers) && o.workers > 0 && o.workers <= 256;
+    } else if (name == "--io-threads") {
+      ok = parse_u64(value, o.io_threads) && o.io_threads > 0 && o.io_threads <= 256;
     } else if (name == "--alone") {
       ok = parse_u64(value, o.alone);
     } else if (name == "--dir") {
