@@ -165,6 +165,11 @@ class SqliteStore final : public Store {
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
         "PRAGMA temp_store=MEMORY;"
         "PRAGMA journal_size_limit=67108864;"
+        // Debian builds SQLite with SECURE_DELETE: every page freed by a deletion (acknowledged
+        // events, outbox entries already in the log) was zeroed and written to the WAL, five
+        // frames of zeros in each commit under load. FAST zeroes deleted content only where
+        // that costs no extra write; what is deleted here is in the provenance log anyway.
+        "PRAGMA secure_delete=FAST;"
         "CREATE TABLE IF NOT EXISTS datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL,"
         "  provider TEXT NOT NULL, body TEXT NOT NULL, withdrawn TEXT);"
         "CREATE TABLE IF NOT EXISTS participants(id TEXT PRIMARY KEY, identity TEXT NOT NULL,"
