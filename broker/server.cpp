@@ -69,6 +69,13 @@ struct SessionHandle : std::enable_shared_from_this<SessionHandle> {
 
 }  // namespace
 
+// The I/O context with execution_context::shutdown() public: see ~Impl.
+class IoContext : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  using asio::io_context::shutdown;
+};
+
 class Server::Impl {
  public:
   Impl(const BrokerConfig& config, const Router& router, Metrics& metrics, Logger& logger,
@@ -86,6 +93,16 @@ class Server::Impl {
     if (relay)
       relays_ = std::make_unique<Relays>(config, metrics, logger, *relay, workers_.get_executor());
   }
+
+  // After run() has returned. A coroutine can still be suspended in the stopped context: a
+  // session whose call on the worker pool outlived stop()'s deadline has its completion queued
+  // there. Shutting the context down destroys those frames now, while the state they release
+  // (connection slots, the session list, the relays) still exists; ioc_ is the first member
+  // and would otherwise destroy them last, after that state. Objects bound to ioc_ (the
+  // acceptor, timers) may be destroyed after a shutdown: its services live until ioc_ goes.
+  ~Impl() { ioc_.shutdown(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   Status listen() {
     boost::system::error_code ec;
@@ -708,7 +725,7 @@ class Server::Impl {
   TlsContexts& tls_;
   Events* const events_;
 
-  asio::io_context ioc_;
+  IoContext ioc_;
   asio::thread_pool workers_;
   tcp::acceptor acceptor_;
   asio::steady_timer crl_timer_;
