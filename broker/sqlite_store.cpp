@@ -581,7 +581,15 @@ class SqliteStore final : public Store {
     {
       std::lock_guard lock(write_mutex_);
       const bool durable = !batch.empty();
-      if (!durable) committed = writer_.run("PRAGMA synchronous=NORMAL");
+      if (!durable) {
+        relaxed_ = true;
+        committed = writer_.exec("PRAGMA synchronous=NORMAL");
+      } else if (relaxed_) {
+        // Restoring FULL after the last deletions-only batch failed (it cannot change inside
+        // an open transaction): no transition commits without its fsync.
+        committed = writer_.exec("PRAGMA synchronous=FULL");
+        if (committed) relaxed_ = false;
+      }
       if (committed) committed = writer_.run("BEGIN IMMEDIATE");
       if (committed) {
         for (Waiter* w : batch) {
@@ -603,7 +611,7 @@ class SqliteStore final : public Store {
         if (committed) committed = writer_.run("COMMIT");
         if (!committed) (void)writer_.run("ROLLBACK");
       }
-      if (!durable) (void)writer_.run("PRAGMA synchronous=FULL");
+      if (!durable && writer_.exec("PRAGMA synchronous=FULL")) relaxed_ = false;
     }
     if (committed) {
       std::vector<StoredEvent> written;
@@ -879,8 +887,9 @@ class SqliteStore final : public Store {
 
   std::atomic<int> wal_frames_{0};   // the WAL's size after the last commit (the WAL hook)
   int last_checkpoint_request_ = 0;  // the committer's own
-  Connection checkpoint_conn_;       // the checkpointer's own
-  std::mutex checkpoint_mutex_;      // guards the two flags
+  bool relaxed_ = false;  // the committer's own: synchronous is NORMAL and FULL must come back
+  Connection checkpoint_conn_;   // the checkpointer's own
+  std::mutex checkpoint_mutex_;  // guards the two flags
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false, checkpoint_stop_ = false;
   std::thread checkpointer_;
