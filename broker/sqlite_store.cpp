@@ -168,7 +168,9 @@ class SqliteStore final : public Store {
         // Debian builds SQLite with SECURE_DELETE: every page freed by a deletion (acknowledged
         // events, outbox entries already in the log) was zeroed and written to the WAL, five
         // frames of zeros in each commit under load. FAST zeroes deleted content only where
-        // that costs no extra write; what is deleted here is in the provenance log anyway.
+        // that costs no extra write. What is deleted here keeps nothing secret: events repeat
+        // the state and messages the negotiation and transfer rows keep, and outbox entries
+        // are in the provenance log.
         "PRAGMA secure_delete=FAST;"
         "CREATE TABLE IF NOT EXISTS datasets(id TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL,"
         "  provider TEXT NOT NULL, body TEXT NOT NULL, withdrawn TEXT);"
@@ -225,6 +227,7 @@ class SqliteStore final : public Store {
 
   Result<uint64_t> put_dataset(const StoredDataset& d) override {
     std::lock_guard lock(write_mutex_);
+    if (Status s = ready_to_write(); !s) return s;
     Connection& w = writer_;
     Connection::Stmt find = w.prepare("SELECT seq FROM datasets WHERE id = ?");
     find.text(1, d.id);
@@ -249,6 +252,7 @@ class SqliteStore final : public Store {
 
   Status withdraw_dataset(const std::string& id, Instant when) override {
     std::lock_guard lock(write_mutex_);
+    if (Status s = ready_to_write(); !s) return s;
     Connection::Stmt s =
         writer_.prepare("UPDATE datasets SET withdrawn = ? WHERE id = ? AND withdrawn IS NULL");
     s.text(1, format_rfc3339(when));
@@ -272,6 +276,7 @@ class SqliteStore final : public Store {
 
   Status participant_seen(const certs::Identity& who, Instant when) override {
     std::lock_guard lock(write_mutex_);
+    if (Status s = ready_to_write(); !s) return s;
     Connection::Stmt s = writer_.prepare(
         "INSERT INTO participants(id, identity, first_seen, last_seen) VALUES(?, ?, ?, ?) "
         "ON CONFLICT(id) DO UPDATE SET identity = excluded.identity, "
@@ -573,6 +578,22 @@ class SqliteStore final : public Store {
     }
   }
 
+  // With write_mutex_ held, before any write on writer_: no transaction left open (a batch whose
+  // COMMIT and ROLLBACK both failed would leave one, and every later write would join it
+  // uncommitted), and synchronous back at FULL after a deletions-only batch, so that nothing a
+  // reply confirms commits without its fsync. A failure fails the write, not the store: the
+  // next one tries again.
+  Status ready_to_write() {
+    if (!sqlite3_get_autocommit(writer_.db())) {
+      if (Status s = writer_.exec("ROLLBACK"); !s) return s;
+    }
+    if (relaxed_) {
+      if (Status s = writer_.exec("PRAGMA synchronous=FULL"); !s) return s;
+      relaxed_ = false;
+    }
+    return Status::ok();
+  }
+
   // Writes and commits one batch; sets every waiter's result.
   Status write_batch(std::vector<Waiter*>& batch, const std::vector<uint64_t>& entries,
                      const std::vector<uint64_t>& events) {
@@ -581,14 +602,10 @@ class SqliteStore final : public Store {
     {
       std::lock_guard lock(write_mutex_);
       const bool durable = !batch.empty();
-      if (!durable) {
+      committed = ready_to_write();
+      if (committed && !durable) {
         relaxed_ = true;
         committed = writer_.exec("PRAGMA synchronous=NORMAL");
-      } else if (relaxed_) {
-        // Restoring FULL after the last deletions-only batch failed (it cannot change inside
-        // an open transaction): no transition commits without its fsync.
-        committed = writer_.exec("PRAGMA synchronous=FULL");
-        if (committed) relaxed_ = false;
       }
       if (committed) committed = writer_.run("BEGIN IMMEDIATE");
       if (committed) {
@@ -887,7 +904,7 @@ class SqliteStore final : public Store {
 
   std::atomic<int> wal_frames_{0};   // the WAL's size after the last commit (the WAL hook)
   int last_checkpoint_request_ = 0;  // the committer's own
-  bool relaxed_ = false;  // the committer's own: synchronous is NORMAL and FULL must come back
+  bool relaxed_ = false;  // guarded by write_mutex_: synchronous is NORMAL, FULL must come back
   Connection checkpoint_conn_;   // the checkpointer's own
   std::mutex checkpoint_mutex_;  // guards the two flags
   std::condition_variable checkpoint_cv_;
