@@ -246,12 +246,10 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
     offer.from_chunk = from->value_or(0);
   }
 
-  // optional: on_pool needs a default-constructible result.
-  std::optional<Result<DataAccess>> access = co_await on_pool(workers_, [&] {
-    return std::optional<Result<DataAccess>>(authority_.data_access(caller, *pid, is_upload));
-  });
-  if (!*access) {
-    const Status s = access->status();
+  const Result<DataAccess> access =
+      co_await on_pool(workers_, [&] { return authority_.data_access(caller, *pid, is_upload); });
+  if (!access) {
+    const Status s = access.status();
     if (s.code() == Status::Code::kNotFound) co_return refuse(404, "not-found", s.message());
     if (s.code() == Status::Code::kFailedPrecondition)
       co_return refuse(409, "not-started", s.message());
@@ -259,12 +257,12 @@ awaitable<Relays::Outcome> Relays::serve(TlsStream& stream, beast::flat_buffer& 
   }
   // Both sides must begin where the control plane says the transfer (re)started: a stream sent
   // from another chunk would be refused by the consumer anyway, after the relay.
-  if (offer.from_chunk != (*access)->from_chunk)
+  if (offer.from_chunk != access->from_chunk)
     co_return refuse(
         409, "from-chunk-mismatch",
         std::string(is_upload ? "the upload starts at chunk " : "the download asks for chunk ") +
             std::to_string(offer.from_chunk) + " but transfer " + *pid +
-            " was started from chunk " + std::to_string((*access)->from_chunk) +
+            " was started from chunk " + std::to_string(access->from_chunk) +
             " (dsx:fromChunk of its last start)");
 
   auto paired = co_await rendezvous(*pid, is_upload, offer);
@@ -373,19 +371,18 @@ awaitable<void> Relays::watch(Caller caller, std::string provider_pid, uint64_t 
     p->watch_timer->expires_after(kWatchInterval);
     co_await p->watch_timer->async_wait(kTuple);
     if (p->over) co_return;
-    std::optional<Result<DataAccess>> access = co_await on_pool(workers_, [&] {
-      return std::optional<Result<DataAccess>>(authority_.data_access(caller, provider_pid, true));
-    });
+    const Result<DataAccess> access = co_await on_pool(
+        workers_, [&] { return authority_.data_access(caller, provider_pid, true); });
     if (p->over) co_return;
-    if (!*access) {
+    if (!access) {
       // Not STARTED, or gone: the relay ends. A failure to look (the store busy or failing) is
       // no reason to cut a healthy transfer: look again next time.
-      const Status::Code code = access->status().code();
+      const Status::Code code = access.status().code();
       if (code == Status::Code::kFailedPrecondition || code == Status::Code::kNotFound)
-        p->ended = access->status().message();
-    } else if ((*access)->from_chunk != from_chunk)
+        p->ended = access.status().message();
+    } else if (access->from_chunk != from_chunk)
       p->ended = "transfer " + provider_pid + " was resumed from chunk " +
-                 std::to_string((*access)->from_chunk) + " meanwhile";
+                 std::to_string(access->from_chunk) + " meanwhile";
     if (!p->ended.empty()) {
       p->pipe.abort();
       co_return;
@@ -449,9 +446,9 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   metrics_.relay_ended();
 
-  std::optional<Status> recorded = co_await on_pool(workers_, [&] {
-    return std::optional<Status>(authority_.record_relay(provider_pid, offer.from_chunk, bytes,
-                                                         sha256, offer.manifest_json, complete));
+  const Status recorded = co_await on_pool(workers_, [&] {
+    return authority_.record_relay(provider_pid, offer.from_chunk, bytes, sha256,
+                                   offer.manifest_json, complete);
   });
   const bool ended = !complete && !p->ended.empty();
   log_relay(provider_pid, offer, bytes, ms, sha256,
@@ -459,9 +456,9 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
             : ended       ? "transfer_ended"
             : read_failed ? "provider_failed"
                           : "consumer_failed");
-  if (!*recorded)
+  if (!recorded)
     logger_.error("relay.record_failed",
-                  nlohmann::json{{"providerPid", provider_pid}, {"error", recorded->message()}});
+                  nlohmann::json{{"providerPid", provider_pid}, {"error", recorded.message()}});
   if (read_failed) {
     out.status = 408;  // for the log: the provider did not send its body in time (or left)
     co_return out;     // its connection failed: cut it
@@ -482,9 +479,9 @@ awaitable<Relays::Outcome> Relays::upload(TlsStream& stream, beast::flat_buffer&
     out.status = 502;
     co_return out;  // the body was not read to its end: close
   }
-  if (!*recorded) {
+  if (!recorded) {
     out.reply = refusal(500, "internal",
-                        "the relay completed but could not be recorded: " + recorded->message());
+                        "the relay completed but could not be recorded: " + recorded.message());
     out.status = 500;
     co_return out;
   }

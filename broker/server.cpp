@@ -588,12 +588,10 @@ class Server::Impl {
         events_->ack_delivered(*id);
         continue;
       }
-      // optional: on_pool needs a default-constructible result.
-      std::optional<Result<bool>> acked =
-          co_await on_pool(workers_.get_executor(), [this, &participant, id] {
-            return std::optional<Result<bool>>(events_->ack(participant, *id));
-          });
-      if (!*acked) log_channel("channel.ack_failed", participant, acked->status().message());
+      const Result<bool> acked =
+          co_await on_pool(workers_.get_executor(),
+                           [this, &participant, id] { return events_->ack(participant, *id); });
+      if (!acked) log_channel("channel.ack_failed", participant, acked.status().message());
     }
     state->closed = true;
     state->wake.cancel();
@@ -670,20 +668,18 @@ class Server::Impl {
       if (state->behind) {
         // Pushes from here on are queued; the read sees whatever was committed before it.
         state->behind = false;
-        std::optional<Result<std::vector<StoredEvent>>> batch =
-            co_await on_pool(workers_.get_executor(), [this, &participant, sent] {
-              return std::optional<Result<std::vector<StoredEvent>>>(
-                  events_->read(participant, sent, kBatch));
-            });
-        if (!*batch) {
-          log_channel("channel.read_failed", participant, (*batch).status().message());
+        const Result<std::vector<StoredEvent>> batch = co_await on_pool(
+            workers_.get_executor(),
+            [this, &participant, sent] { return events_->read(participant, sent, kBatch); });
+        if (!batch) {
+          log_channel("channel.read_failed", participant, batch.status().message());
           break;
         }
-        for (const StoredEvent& e : **batch) {
+        for (const StoredEvent& e : *batch) {
           failed = !co_await write(e, true);
           if (failed) break;
         }
-        if ((*batch)->size() == kBatch) state->behind = true;  // more may follow
+        if (batch->size() == kBatch) state->behind = true;  // more may follow
         continue;
       }
       while (!state->queued.empty() && !state->behind && !failed) {
