@@ -602,8 +602,8 @@ class SqliteStore final : public Store {
     {
       std::lock_guard lock(write_mutex_);
       const bool durable = !batch.empty();
-      committed = ready_to_write();
-      if (committed && !durable) {
+      committed = ready_to_write();  // and FULL is back, from a deletions-only batch before
+      if (committed && !durable) {   // FULL comes back with the next write (ready_to_write)
         relaxed_ = true;
         committed = writer_.exec("PRAGMA synchronous=NORMAL");
       }
@@ -628,7 +628,6 @@ class SqliteStore final : public Store {
         if (committed) committed = writer_.run("COMMIT");
         if (!committed) (void)writer_.run("ROLLBACK");
       }
-      if (!durable && writer_.exec("PRAGMA synchronous=FULL")) relaxed_ = false;
     }
     if (committed) {
       std::vector<StoredEvent> written;
