@@ -564,11 +564,23 @@ class Server::Impl {
     return out;
   }
 
-  static std::optional<uint64_t> parse_ack(const std::string& text) {
-    auto doc = nlohmann::json::parse(text, nullptr, false);
-    if (!doc.is_object() || !doc.contains("ack") || !doc["ack"].is_number_unsigned())
-      return std::nullopt;
-    return doc["ack"].get<uint64_t>();
+  // {"ack": ID} or {"ack": [ID, ...]} (connectors send the ids they handled in batches: one
+  // message per event was a TLS record, a wake-up and a read on both sides for nothing else).
+  static constexpr size_t kMaxAckIds = 4096;
+  static std::optional<std::vector<uint64_t>> parse_ack(const std::string& text) {
+    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    if (!doc.is_object()) return std::nullopt;
+    const auto it = doc.find("ack");
+    if (it == doc.end()) return std::nullopt;
+    if (it->is_number_unsigned()) return std::vector<uint64_t>{it->get<uint64_t>()};
+    if (!it->is_array() || it->empty() || it->size() > kMaxAckIds) return std::nullopt;
+    std::vector<uint64_t> ids;
+    ids.reserve(it->size());
+    for (const auto& id : *it) {
+      if (!id.is_number_unsigned()) return std::nullopt;
+      ids.push_back(id.get<uint64_t>());
+    }
+    return ids;
   }
 
   awaitable<void> channel_reader(websocket::stream<Stream&>& ws, std::string participant,
@@ -579,19 +591,27 @@ class Server::Impl {
       if (ec) break;
       const std::string text = beast::buffers_to_string(buffer.data());
       buffer.consume(buffer.size());
-      const auto id = parse_ack(text);
-      if (!id) {
-        log_channel("channel.bad_message", participant, "expected {\"ack\": ID}");
+      auto ids = parse_ack(text);
+      if (!ids) {
+        log_channel("channel.bad_message", participant,
+                    "expected {\"ack\": ID} or {\"ack\": [ID, ...]} (at most " +
+                        std::to_string(kMaxAckIds) + " ids)");
         continue;
       }
-      if (state->unacked.erase(*id) != 0) {  // sent here, so theirs: no need to ask the store
-        events_->ack_delivered(*id);
-        continue;
-      }
-      const Result<bool> acked =
-          co_await on_pool(workers_.get_executor(),
-                           [this, &participant, id] { return events_->ack(participant, *id); });
-      if (!acked) log_channel("channel.ack_failed", participant, acked.status().message());
+      // Sent on this connection, so theirs: no need to ask the store. The others (sent before a
+      // reconnection) are checked against the store, all in one trip to the workers.
+      std::erase_if(*ids, [&](uint64_t id) {
+        if (state->unacked.erase(id) == 0) return false;
+        events_->ack_delivered(id);
+        return true;
+      });
+      if (ids->empty()) continue;
+      const Status acked = co_await on_pool(workers_.get_executor(), [this, &participant, &ids] {
+        for (uint64_t id : *ids)
+          if (const Result<bool> r = events_->ack(participant, id); !r) return r.status();
+        return Status::ok();
+      });
+      if (!acked) log_channel("channel.ack_failed", participant, acked.message());
     }
     state->closed = true;
     state->wake.cancel();

@@ -47,6 +47,9 @@ struct Channel::Impl {
   bool read_pending = false, read_done = false;
   boost::system::error_code read_error;
   bool dead = false;
+  // Handled events not yet acknowledged to the broker, and when the oldest of them must go.
+  std::vector<uint64_t> acks;
+  Clock::time_point acks_due;
 
   void start_read() {
     if (read_pending || dead) return;
@@ -121,7 +124,12 @@ Result<std::optional<Event>> Channel::next_event(std::chrono::milliseconds wait)
   Impl& m = *impl_;
   if (m.dead) return Status::failed_precondition("the control channel is closed");
   m.start_read();
-  if (!m.run_until(m.read_done, Clock::now() + wait)) return std::optional<Event>();
+  const auto deadline = Clock::now() + wait;
+  // Acknowledgements wait at most kAckDelay: the wait is cut there, they go, the wait goes on.
+  while (!m.run_until(m.read_done, m.acks.empty() ? deadline : std::min(deadline, m.acks_due))) {
+    if (m.acks.empty() || Clock::now() >= deadline) return std::optional<Event>();
+    if (Status s = flush_acks(); !s) return s;
+  }
   m.read_pending = false;
   if (m.read_error) return m.lost(m.read_error);
   const std::string text = beast::buffers_to_string(m.buffer.data());
@@ -135,8 +143,18 @@ Result<std::optional<Event>> Channel::next_event(std::chrono::milliseconds wait)
 Status Channel::ack(uint64_t id) {
   Impl& m = *impl_;
   if (m.dead) return Status::failed_precondition("the control channel is closed");
+  if (m.acks.empty()) m.acks_due = Clock::now() + kAckDelay;
+  m.acks.push_back(id);
+  if (m.acks.size() >= kAckBatch || Clock::now() >= m.acks_due) return flush_acks();
+  return Status::ok();
+}
+
+Status Channel::flush_acks() {
+  Impl& m = *impl_;
+  if (m.dead) return Status::failed_precondition("the control channel is closed");
+  if (m.acks.empty()) return Status::ok();
   m.start_read();
-  const std::string text = json{{"ack", id}}.dump();
+  const std::string text = json{{"ack", m.acks}}.dump();
   bool written = false;
   boost::system::error_code write_error;
   m.ws->async_write(asio::buffer(text), detail::OpDone{&write_error, &written});
@@ -145,12 +163,15 @@ Status Channel::ack(uint64_t id) {
   while (!written && m.ioc.run_one() > 0) {
   }
   if (!written || write_error) return m.lost(write_error);
+  m.acks.clear();
   return Status::ok();
 }
 
 void Channel::close() {
   Impl& m = *impl_;
   if (!m.ws || m.dead) return;
+  (void)flush_acks();  // what it fails to send comes again on the next connection
+  if (m.dead) return;
   m.dead = true;
   detail::run_op(m.ioc, [&](auto handler) {
     m.ws->async_close(websocket::close_code::normal, std::move(handler));

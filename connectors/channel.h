@@ -1,7 +1,7 @@
 #pragma once
 // The control channel (docs/api.md, "The control channel"): a WebSocket at GET /channel over the
 // same mutual TLS as Client, on which the broker pushes negotiation events, oldest first, and
-// the connector acknowledges each one it has handled ({"ack": ID}). Unacknowledged events come
+// the connector acknowledges the ones it has handled ({"ack": [IDs]}). Unacknowledged events come
 // again on the next connection.
 //
 // Channel is one connection: blocking calls, not thread-safe (one thread owns it). Channel::run
@@ -53,9 +53,17 @@ class Channel {
   // Errors: kInvalidArgument when the broker sent something that is not an event (the channel
   // stays usable); kFailedPrecondition when the connection is lost (the Channel is then dead).
   Result<std::optional<Event>> next_event(std::chrono::milliseconds wait);
-  // Tells the broker the event was handled, so it is not sent again.
+  // Tells the broker the event was handled, so it is not sent again. Acknowledgements go in
+  // batches ({"ack": [ids]}): when kAckBatch are waiting, when the oldest has waited kAckDelay
+  // (checked here and while next_event waits), on flush_acks() and on close(). One lost with
+  // the connection only means the event comes again on the next one (HandledEvents drops it).
+  // An error when the connection is lost.
   Status ack(uint64_t id);
-  // Closes the WebSocket politely (also done by the destructor).
+  Status flush_acks();
+  static constexpr size_t kAckBatch = 64;
+  static constexpr std::chrono::milliseconds kAckDelay{100};
+  // Sends the acknowledgements waiting, then closes the WebSocket politely (also done by the
+  // destructor).
   void close();
 
   // Delays between reconnection attempts: `initial`, doubled after each failure up to `max`,

@@ -124,7 +124,8 @@ class Channel {
     if (read(buffer, wait)) return nullptr;
     return json::parse(beast::buffers_to_string(buffer.data()));
   }
-  void ack(uint64_t id) { ws_.write(asio::buffer(json{{"ack", id}}.dump())); }
+  void ack(uint64_t id) { send(json{{"ack", id}}.dump()); }
+  void send(const std::string& text) { ws_.write(asio::buffer(text)); }
   // Whether the broker closed the channel (within `wait`).
   bool closed_by_broker(std::chrono::milliseconds wait) {
     beast::flat_buffer buffer;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/hex.h"
+#include "connectors/channel.h"
 #include "provenance/canonical_json.h"
 #include "provenance/merkle.h"
 #include "provenance/signing.h"
@@ -336,6 +337,15 @@ TEST_CASE("the control channel delivers events once across reconnections and res
     CHECK(e["negotiation"]["providerPid"] == pid);
     CHECK(e["negotiation"]["consumer"] == "urn:dsx:participant:leiden");
     CHECK(e["message"]["@type"] == "ContractRequestMessage");
+    // The event's negotiation (written by hand) is the management list's (a JSON value).
+    const Reply listed = call(*acme, "GET", "/management/negotiations");
+    REQUIRE(listed.status == 200);
+    const json all = json::parse(listed.body);
+    json summary;
+    for (const json& n : all["negotiations"])
+      if (n["providerPid"] == pid) summary = n;
+    CHECK(summary["state"] == "REQUESTED");
+    CHECK(e["negotiation"] == summary);
     first_id = e["id"];
     // Not acknowledged: it comes again on the next connection.
   }
@@ -373,6 +383,76 @@ TEST_CASE("the control channel delivers events once across reconnections and res
   // The provider's channel saw nothing it acknowledged again.
   Channel provider(s, "acme");
   CHECK(provider.next(std::chrono::milliseconds(300)).is_null());
+}
+
+TEST_CASE("acknowledgements of several events go in one message, while waiting and on close",
+          "[negotiation]") {
+  Space s;
+  auto acme = s.client("acme");
+  auto leiden = s.client("leiden");
+  const std::string offer = publish(*acme, "urn:dsx:dataset:acks");
+  int n = 0;
+  const auto request = [&] {
+    return start(*leiden, "urn:uuid:acks-" + std::to_string(++n), offer);
+  };
+  request();
+  request();
+  request();
+  std::vector<uint64_t> ids;
+  {
+    // The broker: {"ack": [ids]}; malformed acknowledgements are ignored, the channel goes on.
+    Channel raw(s, "acme");
+    for (int i = 0; i < 3; ++i) {
+      const json e = raw.next();
+      REQUIRE(e.is_object());
+      ids.push_back(e["id"]);
+    }
+    raw.send(R"({"ack": []})");
+    raw.send(json{{"ack", {ids[0], "x"}}}.dump());
+    raw.send(R"({"ack": -1})");
+    raw.send(json{{"ack", {ids[0], ids[1]}}}.dump());
+    CHECK(raw.next(std::chrono::milliseconds(300)).is_null());
+  }
+  {
+    Channel raw(s, "acme");
+    const json e = raw.next();
+    REQUIRE(e.is_object());
+    CHECK(e["id"] == ids[2]);  // the first two were acknowledged, in one message
+    CHECK(raw.next(std::chrono::milliseconds(300)).is_null());
+  }
+  // The connector's channel: acknowledgements wait to go together, at most kAckDelay while it
+  // waits for events, and whatever is left goes before it closes.
+  request();
+  request();
+  auto first = dsx::connectors::Channel::connect(s.config("acme"));
+  REQUIRE(first);
+  for (int i = 0; i < 3; ++i) {
+    auto e = (*first)->next_event(std::chrono::milliseconds(5000));
+    REQUIRE(e);
+    REQUIRE(e->has_value());
+    if (i == 0) CHECK((*e)->id == ids[2]);
+    REQUIRE((*first)->ack((*e)->id));
+  }
+  auto quiet = (*first)->next_event(std::chrono::milliseconds(300));  // the acks go meanwhile
+  REQUIRE(quiet);
+  CHECK_FALSE(quiet->has_value());
+  {
+    // A newer channel (the first stays open, so nothing of it is sent at its close).
+    auto newer = dsx::connectors::Channel::connect(s.config("acme"));
+    REQUIRE(newer);
+    auto none = (*newer)->next_event(std::chrono::milliseconds(500));
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+    const std::string last = request();
+    auto e = (*newer)->next_event(std::chrono::milliseconds(5000));
+    REQUIRE(e);
+    REQUIRE(e->has_value());
+    CHECK((*e)->body["negotiation"]["providerPid"] == last);
+    REQUIRE((*newer)->ack((*e)->id));
+    (*newer)->close();  // sends the acknowledgement first
+  }
+  Channel after(s, "acme");
+  CHECK(after.next(std::chrono::milliseconds(500)).is_null());
 }
 
 TEST_CASE("a channel that falls behind catches up from the store: every event once, in order",

@@ -82,12 +82,17 @@ class Space {
     return issued;
   }
 
-  dsx::Result<std::unique_ptr<Client>> connect(const std::string& who) const {
+  // How `who`'s connector reaches this broker.
+  dsx::connectors::ClientConfig config(const std::string& who) const {
     dsx::connectors::ClientConfig c;
     c.port = port();
     c.cert_dir = dir_ / who;
     c.timeout = std::chrono::seconds(10);
-    return Client::connect(c);
+    return c;
+  }
+
+  dsx::Result<std::unique_ptr<Client>> connect(const std::string& who) const {
+    return Client::connect(config(who));
   }
 
   std::unique_ptr<Client> client(const std::string& who) const {
