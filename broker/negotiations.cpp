@@ -77,8 +77,8 @@ json negotiation_json(const StoredNegotiation& n) {
   return j;
 }
 
-// The negotiation as events and the management list show it, but for its offer.
-json summary_without_offer(const StoredNegotiation& n) {
+// The negotiation as listed and as events carry it (make_event writes the same by hand).
+json summary(const StoredNegotiation& n) {
   json j = {{"providerPid", n.provider_pid},
             {"consumerPid", n.consumer_pid},
             {"state", n.state},
@@ -91,11 +91,6 @@ json summary_without_offer(const StoredNegotiation& n) {
             {"updated", format_rfc3339(n.updated)}};
   if (!n.agreement_id.empty()) j["agreementId"] = n.agreement_id;
   if (!n.reason.empty()) j["reason"] = parse_or_null(n.reason);
-  return j;
-}
-
-json summary(const StoredNegotiation& n) {
-  json j = summary_without_offer(n);
   j["offer"] = parse_or_null(n.offer);
   return j;
 }
@@ -117,28 +112,49 @@ json agreement_json(const StoredAgreement& a) {
   return j;
 }
 
-// {"message": ..., "negotiation": summary(n), "time": ..., "type": ...} as text. The offer is
-// stored as JSON text (the broker wrote it) and goes into the text as it is: parsing and writing it
-// again for each of a negotiation's events was a good part of the broker's time.
+// A member of a JSON object being written by hand ("name":"value"), after a comma unless first.
+void append_member(std::string& out, std::string_view name, std::string_view value) {
+  if (out.back() != '{') out += ',';
+  out += '"';
+  out += name;
+  out += "\":";
+  if (!provenance::append_canonical_string(value, out))  // not UTF-8: never stored, but safe
+    out += json(std::string(value)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// {"message": ..., "negotiation": summary(n), "time": ..., "type": ...} as text, written
+// directly: the stored JSON members (the offer, the reason) go in as the broker wrote them, and
+// building summary(n) as a JSON value to write it out again was a good part of the broker's time
+// (two to four events per transition).
 StoredEvent make_event(const std::string& recipient, const std::string& type,
                        const StoredNegotiation& n, Instant now, const json& message = nullptr) {
-  std::string negotiation = summary_without_offer(n).dump();
-  negotiation.pop_back();  // the object's '}'
-  negotiation += ",\"offer\":";
-  negotiation += n.offer.empty() ? std::string_view("null") : std::string_view(n.offer);
-  negotiation += '}';
   std::string body = "{";
   if (!message.is_null()) {
     body += "\"message\":";
     body += message.dump();
-    body += ',';
   }
-  body += "\"negotiation\":";
-  body += negotiation;
-  body += ",\"time\":";
-  body += json(format_rfc3339(now)).dump();
-  body += ",\"type\":";
-  body += json(type).dump();
+  if (body.back() != '{') body += ',';
+  body += "\"negotiation\":{";
+  if (!n.agreement_id.empty()) append_member(body, "agreementId", n.agreement_id);
+  append_member(body, "consumer", n.consumer);
+  append_member(body, "consumerPid", n.consumer_pid);
+  append_member(body, "created", format_rfc3339(n.created));
+  append_member(body, "dataset", n.dataset);
+  append_member(body, "offerId", n.catalog_offer);
+  append_member(body, "provider", n.provider);
+  append_member(body, "providerPid", n.provider_pid);
+  append_member(body, "purpose", n.purpose);
+  if (!n.reason.empty()) {
+    body += ",\"reason\":";
+    body += n.reason;  // JSON the broker wrote
+  }
+  append_member(body, "state", n.state);
+  append_member(body, "updated", format_rfc3339(n.updated));
+  body += ",\"offer\":";
+  body += n.offer.empty() ? std::string_view("null") : std::string_view(n.offer);
+  body += '}';
+  append_member(body, "time", format_rfc3339(now));
+  append_member(body, "type", type);
   body += '}';
   return StoredEvent{0, recipient, std::move(body)};
 }

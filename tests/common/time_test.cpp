@@ -60,6 +60,11 @@ TEST_CASE("format_rfc3339 round-trips", "[time]") {
     REQUIRE(t);
     CHECK(dsx::format_rfc3339(*t) == s);
   }
+  // Every field at its widest and narrowest, and years RFC 3339 cannot write (kept readable).
+  CHECK(dsx::format_rfc3339(Instant{253402300799, 5}) == "9999-12-31T23:59:59.000000005Z");
+  CHECK(dsx::format_rfc3339(Instant{-62135596800, 10'000'000}) == "0001-01-01T00:00:00.010Z");
+  CHECK(dsx::format_rfc3339(Instant{253402300800, 0}) == "10000-01-01T00:00:00Z");
+  CHECK(dsx::format_rfc3339(Instant{-62167219201, 0}) == "-001-12-31T23:59:59Z");
 }
 
 TEST_CASE("ManualClock is set and advanced by hand", "[clock]") {
