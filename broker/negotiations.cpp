@@ -255,7 +255,27 @@ std::mutex& Negotiations::stripe(const std::string& key) {
 }
 
 Status Negotiations::commit(Transition& t) {
-  return commit_transition(store_, log_, clock_, t);
+  const Status s = commit_transition(store_, log_, clock_, t);
+  if (const StoredNegotiation* n = t.negotiation) {
+    std::lock_guard lock(cache_mutex_);
+    const bool over = n->state == "FINALIZED" || n->state == "TERMINATED";
+    if (!s || over)  // a failed commit may have left the row either way: read it next time
+      cache_.erase(n->provider_pid);
+    else if (auto it = cache_.find(n->provider_pid); it != cache_.end())
+      it->second = *n;
+    else if (cache_.size() < kCached)
+      cache_.emplace(n->provider_pid, *n);
+  }
+  return s;
+}
+
+Result<std::optional<StoredNegotiation>> Negotiations::current(const std::string& provider_pid) {
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = cache_.find(provider_pid); it != cache_.end())
+      return std::optional<StoredNegotiation>(it->second);
+  }
+  return store_.negotiation(provider_pid);
 }
 
 Status Negotiations::recover() {
@@ -398,7 +418,19 @@ HttpResponse Negotiations::request(const HttpRequest& r, const Caller& c) {
   const auto& [purpose, declared] = std::get<std::pair<std::string, json>>(ext);
   const std::string& me = c.identity.participant_id;
 
-  std::lock_guard lock(stripe(me + " " + cpid));
+  // Two locks: the stripe of the consumerPid (two requests with one consumerPid must not both
+  // create a negotiation) and that of the new providerPid, whose first state the commit puts
+  // in the cache: the provider may answer as soon as the commit sends it the event, and its
+  // message then waits here until the cache holds that state.
+  const std::string provider_pid = "urn:uuid:" + time_ordered_uuid();
+  std::mutex& by_consumer = stripe(me + " " + cpid);
+  std::mutex& by_provider = stripe(provider_pid);
+  std::unique_lock consumer_lock(by_consumer, std::defer_lock);
+  std::unique_lock provider_lock(by_provider, std::defer_lock);
+  if (&by_consumer == &by_provider)
+    consumer_lock.lock();
+  else
+    std::lock(consumer_lock, provider_lock);  // in either order without deadlock
   auto existing = store_.negotiation_by_consumer_pid(me, cpid);
   if (!existing) return status_response(existing.status(), kError, "store-failed");
   if (*existing) {  // a repeated request: the same answer
@@ -424,7 +456,7 @@ HttpResponse Negotiations::request(const HttpRequest& r, const Caller& c) {
 
   const Instant now = clock_.now();
   StoredNegotiation n;
-  n.provider_pid = "urn:uuid:" + time_ordered_uuid();
+  n.provider_pid = provider_pid;
   n.consumer_pid = cpid;
   n.consumer = me;
   n.provider = offer->provider;
@@ -497,7 +529,7 @@ HttpResponse Negotiations::receive(const HttpRequest& r, const Caller& c, const 
   }
   const std::string& me = c.identity.participant_id;
   std::lock_guard lock(stripe(pid));
-  auto found = store_.negotiation(pid);
+  auto found = current(pid);
   if (!found) return status_response(found.status(), kError, "store-failed");
   if (!is_party(*found, me))
     return negotiation_error(404, pid, "", "not-found", {"no negotiation " + pid});

@@ -10,15 +10,18 @@
 //
 // Thread-safe: handlers run on the worker pool. A transition holds the lock of its negotiation
 // (one of kStripes mutexes, by providerPid; a first request by consumer and consumerPid) from
-// reading the state to the durable commit, so two messages for one negotiation never interleave
-// while different negotiations proceed side by side and share the store's group commits. The
+// reading the state to the durable commit (a first request holds both), so two messages for one
+// negotiation never interleave while different negotiations proceed side by side and share the
+// store's group commits. The state is read from a cache of negotiations in progress. The
 // reply waits for the store's commit, not for the log: the entries are durable in the outbox
 // and reach the log a moment later. Calls block on SQLite.
 
 #include <array>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/catalog.h"
@@ -62,8 +65,12 @@ class Negotiations {
   HttpResponse retire(const HttpRequest& r, const Caller& c, const std::string& id);
 
   // Commits `t` (durable on return; its events go to open channels) and queues its log entries.
+  // The caller holds the stripe of t.negotiation's providerPid, if it has one.
   Status commit(Transition& t);
   std::mutex& stripe(const std::string& key);
+  // The negotiation as last committed: from the cache when it is there, else from the store.
+  // The caller holds its stripe.
+  Result<std::optional<StoredNegotiation>> current(const std::string& provider_pid);
 
   const BrokerConfig& config_;
   Store& store_;
@@ -80,6 +87,15 @@ class Negotiations {
   // second on these locks. With 4096 (160 KB of mutexes), about 1.4 %.
   static constexpr size_t kStripes = 4096;
   std::array<std::mutex, kStripes> stripes_;
+
+  // Negotiations in progress as their last commit left them, so that the next message of each
+  // (the broker handles three or four per negotiation, a few milliseconds apart) needs no read of
+  // the store. An entry is written only after a durable commit and under the negotiation's
+  // stripe (so it is never older than the row), dropped when the negotiation ends or a commit
+  // fails, and at most kCached are kept (further ones are read from the store).
+  static constexpr size_t kCached = 8192;
+  std::mutex cache_mutex_;
+  std::unordered_map<std::string, StoredNegotiation> cache_;  // guarded by cache_mutex_
 };
 
 }  // namespace dsx::broker
