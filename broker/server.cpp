@@ -1,6 +1,9 @@
 #include "broker/server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -564,6 +567,11 @@ class Server::Impl {
     return out;
   }
 
+  static void set_cork(Stream& stream, bool on) {
+    const int v = on ? 1 : 0;
+    (void)::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+  }
+
   // {"ack": ID} or {"ack": [ID, ...]} (connectors send the ids they handled in batches: one
   // message per event was a TLS record, a wake-up and a read on both sides for nothing else).
   static constexpr size_t kMaxAckIds = 4096;
@@ -702,12 +710,18 @@ class Server::Impl {
         if (batch->size() == kBatch) state->behind = true;  // more may follow
         continue;
       }
+      // Several events waiting (a commit's, for a busy provider) leave in as few TCP segments
+      // as fit: corked, the kernel sends them when uncorked rather than one by one, and the
+      // connector wakes and reads once.
+      const bool cork = state->queued.size() > 1;
+      if (cork) set_cork(stream, true);
       while (!state->queued.empty() && !state->behind && !failed) {
         const StoredEvent e = std::move(state->queued.front());
         state->queued.pop_front();
         state->queued_bytes -= e.body.size();
         failed = !co_await write(e, false);
       }
+      if (cork) set_cork(stream, false);
       // Nothing left to send: wait for a push. Nothing runs on the strand between this check and
       // the wait, so a push cannot come in between unseen.
       if (failed || !state->queued.empty() || state->behind) continue;
