@@ -2,6 +2,7 @@
 
 #include "broker/policy_inputs.h"
 #include "common/hex.h"
+#include "common/json.h"
 #include "policy/describe.h"
 #include "policy/vocab.h"
 #include "provenance/canonical_json.h"
@@ -23,7 +24,8 @@ const char* role_name(protocol::Role r) {
 
 json parse_or_null(const std::string& text) {
   if (text.empty()) return nullptr;
-  return json::parse(text, nullptr, false);
+  auto parsed = parse_json_text(text);  // simdjson's fast path: these are read on every message
+  return parsed ? std::move(*parsed) : json(json::value_t::discarded);
 }
 
 OutboxEntry log_entry(Instant time, const std::string& actor, const std::string& action,

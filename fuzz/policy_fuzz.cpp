@@ -1,9 +1,9 @@
 // libFuzzer target for the readers of untrusted JSON: policies, requests, states and audit
 // proofs. Whatever the bytes, parsing must return a value or an error, never crash, hang or leak
-// (ASan/UBSan watch). When the bytes are a policy, it is also evaluated against a fixed request,
-// and the fast and explained decisions must agree; when they are a proof, it is verified. The
-// one-pass canonical-JSON checker must agree with parsing and re-canonicalising, on the input and
-// on its canonical form.
+// (ASan/UBSan watch), and the same value (or failure) as nlohmann's parser alone. When the bytes
+// are a policy, it is also evaluated against a fixed request, and the fast and explained decisions
+// must agree; when they are a proof, it is verified. The one-pass canonical-JSON checker must agree
+// with parsing and re-canonicalising, on the input and on its canonical form.
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -17,6 +17,7 @@
 #include "policy/parser.h"
 #include "provenance/canonical_json.h"
 #include "provenance/proof.h"
+#include "tests/json_same.h"
 
 namespace {
 
@@ -46,6 +47,16 @@ const nlohmann::json& state_doc() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto doc = dsx::parse_json_text(text);
+  {
+    // parse_json_text's fast path (simdjson) must read exactly what nlohmann's parser reads, or
+    // fail where it fails (deeper than kMaxJsonDepth: refused before either parses).
+    const bool too_deep = !doc && doc.status().message().find("nested deeper") != std::string::npos;
+    if (!too_deep) {
+      const nlohmann::json plain = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+      if (plain.is_discarded() != !doc) std::abort();
+      if (doc && !dsx::testing::same_json(*doc, plain)) std::abort();
+    }
+  }
   {
     using dsx::provenance::canonical_json, dsx::provenance::is_canonical_json;
     std::optional<std::string> canon;

@@ -11,6 +11,7 @@ packages=(
   libboost1.81-dev      # Asio/Beast (broker, connectors)
   libssl-dev            # OpenSSL 3
   nlohmann-json3-dev    # JSON
+  libsimdjson-dev       # fast JSON parsing (common/json.cpp)
   libsqlite3-dev        # provenance and broker state
   catch2                # tests (2.13)
   libcli11-dev          # command-line parsing
