@@ -35,7 +35,7 @@ TEST_CASE("parse_json_text reads every input as nlohmann's parser does", "[json]
       // Objects: duplicate keys (the last wins), structure errors, trailing bytes.
       R"({"a":1,"a":2})", R"({"a":{"b":1},"a":[2]})", "", " ", "{", "}", "[1,]", R"({"a":1,})",
       R"({"a"})", R"({1:2})", "tru", "nul", "{}x", "[] []", "\xef\xbb\xbf{}", "[1]\x00",
-      std::string("[\"a\x00b\"]", 8), std::string(101, '[') + std::string(101, ']'),
+      std::string("[\"a\0b\"]", 7), std::string(101, '[') + std::string(101, ']'),
       std::string(100, '[') + std::string(100, ']')};
   for (const std::string& text : inputs) {
     INFO(text);
