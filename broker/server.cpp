@@ -614,12 +614,19 @@ class Server::Impl {
         return true;
       });
       if (ids->empty()) continue;
-      const Status acked = co_await on_pool(workers_.get_executor(), [this, &participant, &ids] {
-        for (uint64_t id : *ids)
-          if (const Result<bool> r = events_->ack(participant, id); !r) return r.status();
-        return Status::ok();
-      });
-      if (!acked) log_channel("channel.ack_failed", participant, acked.message());
+      // Each id on its own: one that fails (it comes again) does not keep the others.
+      const std::pair<size_t, Status> failed =
+          co_await on_pool(workers_.get_executor(), [this, &participant, &ids] {
+            std::pair<size_t, Status> out{0, Status::ok()};
+            for (uint64_t id : *ids)
+              if (const Result<bool> r = events_->ack(participant, id); !r && out.first++ == 0)
+                out.second = r.status();
+            return out;
+          });
+      if (failed.first > 0)
+        log_channel("channel.ack_failed", participant,
+                    std::to_string(failed.first) + " of " + std::to_string(ids->size()) +
+                        " acknowledgements: " + failed.second.message());
     }
     state->closed = true;
     state->wake.cancel();

@@ -125,7 +125,11 @@ Result<std::optional<Event>> Channel::next_event(std::chrono::milliseconds wait)
   if (m.dead) return Status::failed_precondition("the control channel is closed");
   m.start_read();
   const auto deadline = Clock::now() + wait;
-  // Acknowledgements wait at most kAckDelay: the wait is cut there, they go, the wait goes on.
+  // Acknowledgements wait at most kAckDelay: overdue ones go first, and a wait past their due
+  // time is cut there, they go, and the wait goes on.
+  if (!m.acks.empty() && Clock::now() >= m.acks_due) {
+    if (Status s = flush_acks(); !s) return s;
+  }
   while (!m.run_until(m.read_done, m.acks.empty() ? deadline : std::min(deadline, m.acks_due))) {
     if (m.acks.empty() || Clock::now() >= deadline) return std::optional<Event>();
     if (Status s = flush_acks(); !s) return s;
@@ -154,7 +158,9 @@ Status Channel::flush_acks() {
   if (m.dead) return Status::failed_precondition("the control channel is closed");
   if (m.acks.empty()) return Status::ok();
   m.start_read();
-  const std::string text = json{{"ack", m.acks}}.dump();
+  // One id as a number, as brokers before the lists read it; several as a list.
+  const std::string text =
+      m.acks.size() == 1 ? json{{"ack", m.acks.front()}}.dump() : json{{"ack", m.acks}}.dump();
   bool written = false;
   boost::system::error_code write_error;
   m.ws->async_write(asio::buffer(text), detail::OpDone{&write_error, &written});

@@ -3,6 +3,7 @@
 // and 1u for the same; parse_json_text must give nlohmann's types exactly). For the JSON tests
 // and the fuzzer.
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace dsx::testing {
@@ -21,6 +22,8 @@ inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
       if (!same_json(a[i], b[i])) return false;
     return true;
   }
+  if (a.is_number_float())  // bit for bit: -0.0 is not 0.0
+    return std::signbit(a.get<double>()) == std::signbit(b.get<double>()) && a == b;
   return a == b;
 }
 

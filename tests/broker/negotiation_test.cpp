@@ -449,6 +449,29 @@ TEST_CASE("acknowledgements of several events go in one message, while waiting a
     REQUIRE(e->has_value());
     CHECK((*e)->body["negotiation"]["providerPid"] == last);
     REQUIRE((*newer)->ack((*e)->id));
+    // Overdue by the next call, even one that does not wait: it goes first.
+    std::this_thread::sleep_for(dsx::connectors::Channel::kAckDelay +
+                                std::chrono::milliseconds(50));
+    auto polled = (*newer)->next_event(std::chrono::milliseconds(0));
+    REQUIRE(polled);
+    {
+      auto third = dsx::connectors::Channel::connect(s.config("acme"));
+      REQUIRE(third);
+      auto nothing = (*third)->next_event(std::chrono::milliseconds(500));
+      REQUIRE(nothing);
+      CHECK_FALSE(nothing->has_value());
+    }
+    const std::string final_one = request();
+    auto f = (*newer)->next_event(std::chrono::milliseconds(5000));
+    if (!f || !f->has_value()) {  // the third channel replaced it: this one was closed
+      newer = dsx::connectors::Channel::connect(s.config("acme"));
+      REQUIRE(newer);
+      f = (*newer)->next_event(std::chrono::milliseconds(5000));
+    }
+    REQUIRE(f);
+    REQUIRE(f->has_value());
+    CHECK((*f)->body["negotiation"]["providerPid"] == final_one);
+    REQUIRE((*newer)->ack((*f)->id));
     (*newer)->close();  // sends the acknowledgement first
   }
   Channel after(s, "acme");

@@ -26,7 +26,8 @@ TEST_CASE("parse_json_text reads every input as nlohmann's parser does", "[json]
       "18446744073709551616", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
       "-9223372036854775809", "123456789012345678901234567890", "0.1", "1E5", "1e-5",
       "2.2250738585072014e-308", "1.7976931348623157e308", "1e400", "-1e400", "1.5e-400",
-      "4.9e-324", "1e-400", "01", "1.", ".5", "+1", "-", "1e", "0x10", "NaN", "Infinity",
+      "4.9e-324", "1e-400", "-1e-400", "-4.9e-325", "-0.0e5", "01", "1.", ".5", "+1", "-", "1e",
+      "0x10", "NaN", "Infinity",
       // Strings: escapes, surrogates, UTF-8, control characters.
       R"("\"\\\/\b\f\n\r\t")", R"("\u0000")", R"("\u00e9\u4e2d")", R"("\ud83d\ude00")",
       R"("\ud800")", R"("\udc00")", R"("\ud83d\u0041")", R"("\x")", "\"\xc3\xa9\"",
@@ -34,9 +35,9 @@ TEST_CASE("parse_json_text reads every input as nlohmann's parser does", "[json]
       "\"a\x7f\"", "\"unterminated",
       // Objects: duplicate keys (the last wins), structure errors, trailing bytes.
       R"({"a":1,"a":2})", R"({"a":{"b":1},"a":[2]})", "", " ", "{", "}", "[1,]", R"({"a":1,})",
-      R"({"a"})", R"({1:2})", "tru", "nul", "{}x", "[] []", "\xef\xbb\xbf{}", "[1]\x00",
-      std::string("[\"a\0b\"]", 7), std::string(101, '[') + std::string(101, ']'),
-      std::string(100, '[') + std::string(100, ']')};
+      R"({"a"})", R"({1:2})", "tru", "nul", "{}x", "[] []", "\xef\xbb\xbf{}",
+      std::string("[1]\0", 4), std::string("[1]\0junk", 8), std::string("[\"a\0b\"]", 7),
+      std::string(101, '[') + std::string(101, ']'), std::string(100, '[') + std::string(100, ']')};
   for (const std::string& text : inputs) {
     INFO(text);
     const auto ours = dsx::parse_json_text(text);
