@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -421,61 +422,50 @@ TEST_CASE("acknowledgements of several events go in one message, while waiting a
     CHECK(raw.next(std::chrono::milliseconds(300)).is_null());
   }
   // The connector's channel: acknowledgements wait to go together, at most kAckDelay while it
-  // waits for events, and whatever is left goes before it closes.
+  // waits for events or until its next call, and whatever is left goes before it closes.
+  using dsx::connectors::Event;
+  const auto open = [&] {
+    auto c = dsx::connectors::Channel::connect(s.config("acme"));
+    REQUIRE(c);
+    return std::move(*c);
+  };
+  // The next event within `wait` (nullopt: none came).
+  const auto next = [](dsx::connectors::Channel& c, std::chrono::milliseconds wait) {
+    auto e = c.next_event(wait);
+    REQUIRE(e);
+    return std::move(*e);
+  };
   request();
   request();
-  auto first = dsx::connectors::Channel::connect(s.config("acme"));
-  REQUIRE(first);
+  auto first = open();
   for (int i = 0; i < 3; ++i) {
-    auto e = (*first)->next_event(std::chrono::milliseconds(5000));
+    const std::optional<Event> e = next(*first, std::chrono::milliseconds(5000));
     REQUIRE(e);
-    REQUIRE(e->has_value());
-    if (i == 0) CHECK((*e)->id == ids[2]);
-    REQUIRE((*first)->ack((*e)->id));
+    if (i == 0) CHECK(e->id == ids[2]);
+    REQUIRE(first->ack(e->id));
   }
-  auto quiet = (*first)->next_event(std::chrono::milliseconds(300));  // the acks go meanwhile
-  REQUIRE(quiet);
-  CHECK_FALSE(quiet->has_value());
-  {
-    // A newer channel (the first stays open, so nothing of it is sent at its close).
-    auto newer = dsx::connectors::Channel::connect(s.config("acme"));
-    REQUIRE(newer);
-    auto none = (*newer)->next_event(std::chrono::milliseconds(500));
-    REQUIRE(none);
-    CHECK_FALSE(none->has_value());
-    const std::string last = request();
-    auto e = (*newer)->next_event(std::chrono::milliseconds(5000));
-    REQUIRE(e);
-    REQUIRE(e->has_value());
-    CHECK((*e)->body["negotiation"]["providerPid"] == last);
-    REQUIRE((*newer)->ack((*e)->id));
-    // Overdue by the next call, even one that does not wait: it goes first.
-    std::this_thread::sleep_for(dsx::connectors::Channel::kAckDelay +
-                                std::chrono::milliseconds(50));
-    auto polled = (*newer)->next_event(std::chrono::milliseconds(0));
-    REQUIRE(polled);
-    {
-      auto third = dsx::connectors::Channel::connect(s.config("acme"));
-      REQUIRE(third);
-      auto nothing = (*third)->next_event(std::chrono::milliseconds(500));
-      REQUIRE(nothing);
-      CHECK_FALSE(nothing->has_value());
-    }
-    const std::string final_one = request();
-    auto f = (*newer)->next_event(std::chrono::milliseconds(5000));
-    if (!f || !f->has_value()) {  // the third channel replaced it: this one was closed
-      newer = dsx::connectors::Channel::connect(s.config("acme"));
-      REQUIRE(newer);
-      f = (*newer)->next_event(std::chrono::milliseconds(5000));
-    }
-    REQUIRE(f);
-    REQUIRE(f->has_value());
-    CHECK((*f)->body["negotiation"]["providerPid"] == final_one);
-    REQUIRE((*newer)->ack((*f)->id));
-    (*newer)->close();  // sends the acknowledgement first
-  }
-  Channel after(s, "acme");
-  CHECK(after.next(std::chrono::milliseconds(500)).is_null());
+  CHECK_FALSE(next(*first, std::chrono::milliseconds(300)));  // the acks go meanwhile
+  // A newer channel (the first stays open, so nothing of it is sent at its close).
+  auto second = open();
+  CHECK_FALSE(next(*second, std::chrono::milliseconds(500)));
+  const std::string last = request();
+  const std::optional<Event> e = next(*second, std::chrono::milliseconds(5000));
+  REQUIRE(e);
+  CHECK(e->body["negotiation"]["providerPid"] == last);
+  REQUIRE(second->ack(e->id));
+  // Overdue by the next call, even one that does not wait: it goes first.
+  std::this_thread::sleep_for(dsx::connectors::Channel::kAckDelay + std::chrono::milliseconds(50));
+  CHECK_FALSE(next(*second, std::chrono::milliseconds(0)));
+  CHECK(Channel(s, "acme").next(std::chrono::milliseconds(500)).is_null());
+  // What is still waiting goes at close().
+  auto third = open();
+  const std::string final_one = request();
+  const std::optional<Event> f = next(*third, std::chrono::milliseconds(5000));
+  REQUIRE(f);
+  CHECK(f->body["negotiation"]["providerPid"] == final_one);
+  REQUIRE(third->ack(f->id));
+  third->close();
+  CHECK(Channel(s, "acme").next(std::chrono::milliseconds(500)).is_null());
 }
 
 TEST_CASE("a channel that falls behind catches up from the store: every event once, in order",
