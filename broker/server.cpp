@@ -33,6 +33,7 @@
 #include "broker/tls_stream.h"
 #include "certs/identity.h"
 #include "certs/pem.h"
+#include "common/json.h"
 
 namespace dsx::broker {
 
@@ -576,10 +577,10 @@ class Server::Impl {
   // message per event was a TLS record, a wake-up and a read on both sides for nothing else).
   static constexpr size_t kMaxAckIds = 4096;
   static std::optional<std::vector<uint64_t>> parse_ack(const std::string& text) {
-    const auto doc = nlohmann::json::parse(text, nullptr, false);
-    if (!doc.is_object()) return std::nullopt;
-    const auto it = doc.find("ack");
-    if (it == doc.end()) return std::nullopt;
+    const auto doc = parse_json_text(text);  // a connector's bytes: the depth-checked reader
+    if (!doc || !doc->is_object()) return std::nullopt;
+    const auto it = doc->find("ack");
+    if (it == doc->end()) return std::nullopt;
     if (it->is_number_unsigned()) return std::vector<uint64_t>{it->get<uint64_t>()};
     if (!it->is_array() || it->empty() || it->size() > kMaxAckIds) return std::nullopt;
     std::vector<uint64_t> ids;

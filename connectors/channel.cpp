@@ -161,14 +161,10 @@ Status Channel::flush_acks() {
   // One id as a number, as brokers before the lists read it; several as a list.
   const std::string text =
       m.acks.size() == 1 ? json{{"ack", m.acks.front()}}.dump() : json{{"ack", m.acks}}.dump();
-  bool written = false;
-  boost::system::error_code write_error;
-  m.ws->async_write(asio::buffer(text), detail::OpDone{&write_error, &written});
   // The pending read's idle timeout bounds the write: a dead broker fails both.
-  m.ioc.restart();
-  while (!written && m.ioc.run_one() > 0) {
-  }
-  if (!written || write_error) return m.lost(write_error);
+  const auto ec = detail::run_op(
+      m.ioc, [&](auto handler) { m.ws->async_write(asio::buffer(text), std::move(handler)); });
+  if (ec) return m.lost(ec);
   m.acks.clear();
   return Status::ok();
 }
